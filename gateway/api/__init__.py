@@ -1,0 +1,1 @@
+"""Litestar handlers of the doors, health and management; exception handlers answering in the caller's dialect."""

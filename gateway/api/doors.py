@@ -1,0 +1,45 @@
+"""The two doors: ``POST /v1/messages`` (Anthropic) and ``POST /v1/chat/completions`` (OpenAI).
+
+The query string never changes routing (Claude Code always sends ``?beta=true``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from litestar import Request, Response, post
+from litestar.response import Stream
+
+from gateway.api.validate import parse_body
+from gateway.auth import extract_key
+from gateway.domain import Dialect
+from gateway.relay import Call, JSONReply
+from gateway.services import Services
+
+
+async def _handle(request: Request[Any, Any, Any], door: Dialect) -> Response[bytes] | Stream:
+    services: Services = request.app.state.services
+    request_id = "req_" + uuid.uuid4().hex
+    request.state.request_id = request_id
+    principal = await services.auth.authenticate(extract_key(request.headers))
+    body = parse_body(await request.body(), door)
+    route = await services.router.resolve(principal, body["model"])
+    call = Call(request_id=request_id, principal=principal, route=route, door=door, body=body, headers=request.headers)
+    reply = await services.relay.call(call)
+    if isinstance(reply, JSONReply):
+        return Response(reply.body, status_code=reply.status, headers=reply.headers, media_type="application/json")
+    return Stream(reply.chunks, headers=reply.headers, media_type="text/event-stream")
+
+
+@post("/v1/messages", status_code=200)
+async def anthropic_messages(request: Request[Any, Any, Any]) -> Response[bytes] | Stream:
+    return await _handle(request, Dialect.ANTHROPIC)
+
+
+@post("/v1/chat/completions", status_code=200)
+async def openai_chat_completions(request: Request[Any, Any, Any]) -> Response[bytes] | Stream:
+    return await _handle(request, Dialect.OPENAI)
+
+
+DOOR_HANDLERS = [anthropic_messages, openai_chat_completions]

@@ -1,0 +1,63 @@
+"""First checks of a door's body: JSON object, the fields routing and relaying depend on.
+
+Everything else is checked by the converters (other dialect) or the upstream itself (passthrough),
+so fields we don't know survive untouched.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from gateway.domain import Dialect
+from gateway.errors import InvalidRequest
+
+_decode = msgspec.json.Decoder().decode
+MAX_TOKENS_CEILING = 10_000_000
+
+
+def parse_body(raw: bytes, door: Dialect, *, count_tokens: bool = False) -> dict[str, Any]:
+    if not raw.strip():
+        raise InvalidRequest("request body is empty; send a JSON object")
+    try:
+        body = _decode(raw)
+    except msgspec.DecodeError as exc:
+        raise InvalidRequest(f"request body is not valid JSON: {exc}") from None
+    except (RecursionError, ValueError):
+        raise InvalidRequest("request body is not valid JSON: nested too deeply or too large a number") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("request body must be a JSON object")
+    model = body.get("model")
+    if model is None:
+        raise InvalidRequest("model: field required")
+    if not isinstance(model, str) or not model.strip():
+        raise InvalidRequest("model: must be a non-empty string")
+    messages = body.get("messages")
+    if messages is None:
+        raise InvalidRequest("messages: field required")
+    if not isinstance(messages, list):
+        raise InvalidRequest("messages: must be an array")
+    if "stream" in body and not isinstance(body["stream"], bool) and body["stream"] is not None:
+        raise InvalidRequest("stream: must be a boolean")
+    if count_tokens:
+        body.pop("stream", None)
+        return body
+    if door is Dialect.ANTHROPIC:
+        _check_max_tokens(body, "max_tokens", required=True)
+    else:
+        _check_max_tokens(body, "max_tokens", required=False)
+        _check_max_tokens(body, "max_completion_tokens", required=False)
+    return body
+
+
+def _check_max_tokens(body: dict[str, Any], name: str, *, required: bool) -> None:
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise InvalidRequest(f"{name}: field required")
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidRequest(f"{name}: must be an integer")
+    if not 1 <= value <= MAX_TOKENS_CEILING:
+        raise InvalidRequest(f"{name}: must be between 1 and {MAX_TOKENS_CEILING}")

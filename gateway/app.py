@@ -1,0 +1,60 @@
+"""The one composition root: ``create_app(settings)`` builds the Litestar application."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar, Router
+from litestar.exceptions import HTTPException
+from litestar.logging.config import LoggingConfig
+
+from gateway.api.doors import DOOR_HANDLERS
+from gateway.api.errors import gateway_error_handler
+from gateway.api.health import HEALTH_HANDLERS
+from gateway.api.models import MODEL_HANDLERS
+from gateway.db.session import create_engine, create_sessionmaker, migrate
+from gateway.errors import GatewayError
+from gateway.services import Services
+from gateway.settings import Settings
+
+log = logging.getLogger("relay")
+
+
+def create_app(settings: Settings | None = None, *, auto_migrate: bool | None = None) -> Litestar:
+    """Build the gateway. The embedded default (SQLite) migrates its database by itself."""
+    settings = settings or Settings.from_env()
+    migrate_first = settings.embedded if auto_migrate is None else auto_migrate
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        if migrate_first:
+            await asyncio.to_thread(migrate, settings.database_url)
+        engine = create_engine(settings.database_url)
+        services = await Services.start(settings, engine, create_sessionmaker(engine))
+        app.state.services = services
+        try:
+            yield
+        finally:
+            await services.close()
+
+    routes = Router(path=settings.root_path or "/", route_handlers=[*DOOR_HANDLERS, *MODEL_HANDLERS, *HEALTH_HANDLERS])
+    return Litestar(
+        route_handlers=[routes],
+        lifespan=[lifespan],
+        exception_handlers={
+            GatewayError: gateway_error_handler,
+            HTTPException: gateway_error_handler,
+            Exception: gateway_error_handler,
+        },
+        request_max_body_size=settings.max_body_bytes,
+        logging_config=LoggingConfig(
+            log_exceptions="always" if settings.development else "debug",
+            configure_root_logger=False,
+            loggers={"relay": {"level": settings.log_level.upper(), "handlers": ["queue_listener"]}},
+        ),
+        openapi_config=None,
+        debug=False,
+    )

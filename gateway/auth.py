@@ -1,0 +1,113 @@
+"""Who is calling: ``sk-`` keys to Principals (cached), and admin passwords (argon2id, off the event loop)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from gateway.db.tables import ApiKey
+from gateway.domain import Principal
+from gateway.errors import AuthenticationFailed
+from gateway.security import derive_key, digest_api_key, looks_like_api_key
+
+_hasher = PasswordHasher()  # argon2id, RFC 9106 low-memory profile: above OWASP's floor
+_DUMMY_HASH = _hasher.hash("relay-dummy-password")
+
+
+async def hash_password(password: str) -> str:
+    return await asyncio.to_thread(_hasher.hash, password)
+
+
+async def verify_password(stored_hash: str | None, password: str) -> bool:
+    """Constant work whether or not the user exists (a dummy hash stands in for a missing one)."""
+
+    def check() -> bool:
+        try:
+            return _hasher.verify(stored_hash or _DUMMY_HASH, password) and stored_hash is not None
+        except (VerificationError, InvalidHashError):
+            return False
+
+    return await asyncio.to_thread(check)
+
+
+def extract_key(headers: Mapping[str, str]) -> str | None:
+    """The key from ``x-api-key``, ``Authorization: Bearer sk-…`` or a bare ``Authorization: sk-…``.
+
+    When both headers are present (Claude Code sends both if both variables are set),
+    ``x-api-key`` wins, consistently.
+    """
+    value = headers.get("x-api-key")
+    if value:
+        return value.strip()
+    auth = headers.get("authorization")
+    if not auth:
+        return None
+    scheme, _, rest = auth.strip().partition(" ")
+    if rest and scheme.lower() == "bearer":
+        return rest.strip()
+    return auth.strip()
+
+
+class Authenticator:
+    """``sk-`` key to Principal through an in-process TTL cache; the database on a miss.
+
+    The TTL bounds how long a revoked key keeps working on any worker (default 3 s, under the
+    5 s promise). Expiry is checked on every request against the cached expiry time.
+    """
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], secret_key: str, ttl_s: float = 3.0) -> None:
+        self._sessions = sessions
+        self._digest_key = derive_key(secret_key, "api-key-digest")
+        self._ttl = ttl_s
+        self._cache: dict[str, tuple[float, Principal | str]] = {}
+
+    def digest(self, key: str) -> str:
+        return digest_api_key(self._digest_key, key)
+
+    async def authenticate(self, key: str | None) -> Principal:
+        if not key:
+            raise AuthenticationFailed("missing API key: send it as 'x-api-key: sk-…' or 'Authorization: Bearer sk-…'")
+        if not looks_like_api_key(key):
+            raise AuthenticationFailed("malformed API key: Relay keys look like 'sk-' followed by 48 letters/digits")
+        digest = self.digest(key)
+        now = time.monotonic()
+        hit = self._cache.get(digest)
+        if hit is None or hit[0] < now:
+            hit = (now + self._ttl, await self._load(digest))
+            if len(self._cache) > 100_000:
+                self._cache.clear()
+            self._cache[digest] = hit
+        result = hit[1]
+        if isinstance(result, str):
+            raise AuthenticationFailed(result)
+        if result.expires_at is not None and result.expires_at <= datetime.now(UTC):
+            raise AuthenticationFailed(f"API key {result.prefix}… expired at {result.expires_at.isoformat()}")
+        return result
+
+    def forget(self) -> None:
+        self._cache.clear()
+
+    async def _load(self, digest: str) -> Principal | str:
+        async with self._sessions() as session:
+            row = await session.scalar(sa.select(ApiKey).where(ApiKey.digest == digest))
+        if row is None:
+            return "invalid API key: no such key"
+        if row.revoked_at is not None:
+            return f"API key {row.prefix}… was revoked at {row.revoked_at.isoformat()}"
+        return Principal(
+            key_id=row.id,
+            tenant_id=row.tenant_id,
+            name=row.name,
+            prefix=row.prefix,
+            allow_custom_models=row.allow_custom_models,
+            allowed_models=tuple(row.allowed_models or ()),
+            aliases=tuple((a[0], a[1]) for a in row.aliases or ()),
+            expires_at=row.expires_at,
+        )

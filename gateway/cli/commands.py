@@ -1,0 +1,243 @@
+"""Each ``relay`` sub-command: parse its options, call the management services, print the result."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import os
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.db.session import create_engine, create_sessionmaker, migrate
+from gateway.db.tables import Tenant
+from gateway.errors import InvalidRequest
+from gateway.manage import keys, tenants, upstreams
+from gateway.security import SecretBox, derive_key
+from gateway.settings import Settings
+
+
+@asynccontextmanager
+async def _session(settings: Settings) -> AsyncIterator[AsyncSession]:
+    """One unit of work: committed when the command succeeds, rolled back otherwise."""
+    if settings.embedded:
+        await asyncio.to_thread(migrate, settings.database_url)  # embedded: no separate `relay migrate`
+    engine = create_engine(settings.database_url, pool_size=1)
+    try:
+        async with create_sessionmaker(engine).begin() as session:
+            yield session
+    finally:
+        await engine.dispose()
+
+
+async def _tenant_or_platform(session: AsyncSession, args: argparse.Namespace) -> Tenant | None:
+    return None if args.platform else await tenants.get_tenant(session, args.tenant)
+
+
+def _json_object(text: str | None, flag: str) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidRequest(f"{flag}: not valid JSON ({exc.msg})") from None
+    if not isinstance(value, dict):
+        raise InvalidRequest(f"{flag}: must be a JSON object")
+    return value
+
+
+def serve(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway.cli.serve import serve as run_server
+
+    return run_server(settings, host=args.host, port=args.port, workers=args.workers)
+
+
+def migrate_db(args: argparse.Namespace, settings: Settings) -> int:
+    migrate(settings.database_url)
+    print("database is at the newest revision")
+    return 0
+
+
+async def tenants_create(args: argparse.Namespace, settings: Settings) -> int:
+    async with _session(settings) as session:
+        tenant = await tenants.create_tenant(session, args.name)
+    print(f"tenant {tenant.name} created (id {tenant.id})")
+    return 0
+
+
+async def tenants_list(args: argparse.Namespace, settings: Settings) -> int:
+    async with _session(settings) as session:
+        rows = await session.scalars(sa.select(Tenant).order_by(Tenant.name))
+        for t in rows:
+            print(f"{t.id}  {t.name}")
+    return 0
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass("Password: ")
+    if getpass.getpass("Repeat password: ") != first:
+        raise InvalidRequest("passwords do not match")
+    return first
+
+
+async def users_create(args: argparse.Namespace, settings: Settings) -> int:
+    password = _read_password(args)
+    async with _session(settings) as session:
+        tenant = await tenants.get_tenant(session, args.tenant)
+        user = await tenants.create_user(
+            session,
+            tenant=tenant,
+            email=args.email,
+            password=password,
+            role=args.role,
+            platform_admin=args.platform_admin,
+        )
+    print(
+        f"user {user.email} created in {tenant.name} as {user.role}"
+        + (" (platform admin)" if args.platform_admin else "")
+    )
+    return 0
+
+
+def _read_upstream_key(args: argparse.Namespace) -> str | None:
+    if args.api_key_stdin:
+        return sys.stdin.readline().strip() or None
+    if args.api_key_env:
+        value = os.environ.get(args.api_key_env)
+        if not value:
+            raise InvalidRequest(f"--api-key-env: environment variable {args.api_key_env} is not set")
+        return value
+    return None
+
+
+def _headers(values: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in values:
+        name, sep, value = item.partition(":")
+        if not sep or not name.strip():
+            raise InvalidRequest(f"--header {item!r}: expected NAME:VALUE")
+        out[name.strip()] = value.strip()
+    return out
+
+
+async def upstreams_add(args: argparse.Namespace, settings: Settings) -> int:
+    api_key = _read_upstream_key(args)
+    box = SecretBox(derive_key(settings.secret_key, "upstream-secrets"))
+    async with _session(settings) as session:
+        row = await upstreams.add_upstream(
+            session,
+            box=box,
+            tenant=await _tenant_or_platform(session, args),
+            name=args.name,
+            dialect=args.dialect,
+            base_url=args.base_url,
+            api_key=api_key,
+            extra_headers=_headers(args.header),
+            timeout_s=args.timeout,
+            profile=_json_object(args.profile, "--profile"),
+        )
+    owner = "platform" if args.platform else f"tenant {args.tenant}"
+    print(
+        f"upstream {row.name} added for {owner}: {row.dialect} at {row.base_url}"
+        + (" (key stored encrypted)" if api_key else "")
+    )
+    return 0
+
+
+async def models_add(args: argparse.Namespace, settings: Settings) -> int:
+    async with _session(settings) as session:
+        tenant = await _tenant_or_platform(session, args)
+        upstream = await upstreams.get_upstream(session, args.upstream, tenant=tenant)
+        row = await upstreams.add_model(
+            session,
+            tenant=tenant,
+            name=args.name,
+            upstream=upstream,
+            upstream_model=args.upstream_model,
+            input_price=args.input_price,
+            output_price=args.output_price,
+            cache_read_price=args.cache_read_price,
+            cache_write_price=args.cache_write_price,
+            context_window=args.context_window,
+            max_output_tokens=args.max_output_tokens,
+            profile=_json_object(args.profile, "--profile"),
+            fallbacks=args.fallback,
+        )
+    print(f"model {row.name} -> {upstream.name}:{row.upstream_model}")
+    return 0
+
+
+async def models_list(args: argparse.Namespace, settings: Settings) -> int:
+    async with _session(settings) as session:
+        rows = await upstreams.list_models(session, tenant=await _tenant_or_platform(session, args))
+    for model, up in rows:
+        prices = f"in ${model.input_price}/MTok out ${model.output_price}/MTok"
+        print(f"{model.name}\t{up.name}:{model.upstream_model}\t{up.dialect}\t{prices}")
+    return 0
+
+
+def _parse_expiry(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidRequest(f"--expires {value!r}: not an ISO 8601 date-time") from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _aliases(values: list[str]) -> list[tuple[str, str]]:
+    out = []
+    for item in values:
+        pattern, sep, model = item.partition("=")
+        if not sep or not pattern.strip() or not model.strip():
+            raise InvalidRequest(f"--alias {item!r}: expected PATTERN=MODEL")
+        out.append((pattern.strip(), model.strip()))
+    return out
+
+
+async def keys_create(args: argparse.Namespace, settings: Settings) -> int:
+    allowed = [m.strip() for m in (args.models or "").split(",") if m.strip()]
+    async with _session(settings) as session:
+        tenant = await tenants.get_tenant(session, args.tenant)
+        new = await keys.create_key(
+            session,
+            tenant=tenant,
+            secret_key=settings.secret_key,
+            name=args.name,
+            allow_custom_models=args.allow_custom_models,
+            allowed_models=allowed,
+            aliases=_aliases(args.alias),
+            expires_at=_parse_expiry(args.expires),
+        )
+    print(f"key {new.row.id} ({new.row.prefix}…) created for tenant {tenant.name}; the secret is shown once:")
+    print(new.secret)
+    return 0
+
+
+async def keys_list(args: argparse.Namespace, settings: Settings) -> int:
+    async with _session(settings) as session:
+        rows = await keys.list_keys(session, tenant=await tenants.get_tenant(session, args.tenant))
+    now = datetime.now(UTC)
+    for k in rows:
+        state = "revoked" if k.revoked_at else "expired" if k.expires_at and k.expires_at <= now else "active"
+        print(
+            f"{k.id}  {k.prefix}…  {state:8} {k.name or '-'}  custom-models={'on' if k.allow_custom_models else 'off'}"
+        )
+    return 0
+
+
+async def keys_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    async with _session(settings) as session:
+        row = await keys.revoke_key(session, args.key)
+    print(f"key {row.id} ({row.prefix}…) revoked")
+    return 0

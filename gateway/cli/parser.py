@@ -1,0 +1,99 @@
+"""Argument parsing for every ``relay`` sub-command."""
+
+from __future__ import annotations
+
+import argparse
+
+from gateway.cli import commands
+
+
+def _scope(p: argparse.ArgumentParser) -> None:
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--tenant", metavar="T", help="the tenant that owns it")
+    group.add_argument("--platform", action="store_true", help="owned by the platform (built-in)")
+
+
+def _secret_source(p: argparse.ArgumentParser) -> None:
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--api-key-stdin", action="store_true", help="read the upstream key from standard input")
+    group.add_argument("--api-key-env", metavar="VAR", help="read the upstream key from this environment variable")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="relay", description="Relay: one sk- key, any model, either API dialect.")
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    p = sub.add_parser("serve", help="run the gateway")
+    p.add_argument("--host", help="bind address (default RELAY_HOST or 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default RELAY_PORT or 8080)")
+    p.add_argument("--workers", type=int, help="worker processes (default RELAY_WORKERS or 1)")
+    p.set_defaults(handler=commands.serve)
+
+    p = sub.add_parser("migrate", help="upgrade the database schema to the newest revision")
+    p.set_defaults(handler=commands.migrate_db)
+
+    tenants = sub.add_parser("tenants", help="manage tenants").add_subparsers(metavar="ACTION")
+    p = tenants.add_parser("create", help="create a tenant")
+    p.add_argument("name")
+    p.set_defaults(handler=commands.tenants_create)
+    p = tenants.add_parser("list", help="list tenants")
+    p.set_defaults(handler=commands.tenants_list)
+
+    users = sub.add_parser("users", help="manage users").add_subparsers(metavar="ACTION")
+    p = users.add_parser("create", help="create a user (password from a prompt or --password-stdin)")
+    p.add_argument("email")
+    p.add_argument("--tenant", required=True)
+    p.add_argument("--role", choices=["owner", "admin", "member"], default="member")
+    p.add_argument("--platform-admin", action="store_true")
+    p.add_argument("--password-stdin", action="store_true")
+    p.set_defaults(handler=commands.users_create)
+
+    upstreams = sub.add_parser("upstreams", help="manage upstreams").add_subparsers(metavar="ACTION")
+    p = upstreams.add_parser("add", help="add an upstream (provider endpoint)")
+    p.add_argument("name")
+    _scope(p)
+    p.add_argument("--dialect", required=True, choices=["openai", "anthropic"])
+    p.add_argument(
+        "--base-url", required=True, help="openai: include /v1 (https://api.deepseek.com/v1); anthropic: not"
+    )
+    _secret_source(p)
+    p.add_argument("--header", action="append", default=[], metavar="NAME:VALUE", help="extra header sent upstream")
+    p.add_argument("--timeout", type=float, help="seconds to the first byte and between chunks")
+    p.add_argument("--profile", help="capability profile as a JSON object")
+    p.set_defaults(handler=commands.upstreams_add)
+
+    models = sub.add_parser("models", help="manage models").add_subparsers(metavar="ACTION")
+    p = models.add_parser("add", help="add a model on an upstream")
+    p.add_argument("name", help="the public model name clients send")
+    _scope(p)
+    p.add_argument("--upstream", required=True)
+    p.add_argument("--upstream-model", required=True, metavar="ID")
+    p.add_argument("--input-price", type=float, default=0.0, metavar="USD_PER_MTOK")
+    p.add_argument("--output-price", type=float, default=0.0, metavar="USD_PER_MTOK")
+    p.add_argument("--cache-read-price", type=float, default=0.0, metavar="USD_PER_MTOK")
+    p.add_argument("--cache-write-price", type=float, default=0.0, metavar="USD_PER_MTOK")
+    p.add_argument("--max-output-tokens", type=int)
+    p.add_argument("--context-window", type=int)
+    p.add_argument("--fallback", action="append", default=[], metavar="MODEL")
+    p.add_argument("--profile", help="capability profile overrides as a JSON object")
+    p.set_defaults(handler=commands.models_add)
+    p = models.add_parser("list", help="list models")
+    _scope(p)
+    p.set_defaults(handler=commands.models_list)
+
+    keys = sub.add_parser("keys", help="manage sk- keys").add_subparsers(metavar="ACTION")
+    p = keys.add_parser("create", help="create a key; its secret is the last line of output, shown once")
+    p.add_argument("--tenant", required=True)
+    p.add_argument("--name", default="")
+    p.add_argument("--allow-custom-models", action="store_true")
+    p.add_argument("--models", metavar="GLOB,…", help="allowed models (globs), comma-separated")
+    p.add_argument("--alias", action="append", default=[], metavar="PATTERN=MODEL")
+    p.add_argument("--expires", metavar="ISO8601")
+    p.set_defaults(handler=commands.keys_create)
+    p = keys.add_parser("list", help="list a tenant's keys")
+    p.add_argument("--tenant", required=True)
+    p.set_defaults(handler=commands.keys_list)
+    p = keys.add_parser("revoke", help="revoke a key (within seconds on every worker)")
+    p.add_argument("key", metavar="KEY_ID_OR_PREFIX")
+    p.set_defaults(handler=commands.keys_revoke)
+    return parser

@@ -1,0 +1,66 @@
+"""``relay serve``: migrate (embedded), create the first admin when there is none, run uvicorn."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+
+import sqlalchemy as sa
+import uvicorn
+
+from gateway.db.session import create_engine, create_sessionmaker, migrate
+from gateway.db.tables import User
+from gateway.manage import tenants
+from gateway.settings import Settings
+
+FIRST_TENANT = "default"
+FIRST_ADMIN = "admin@localhost"
+
+
+async def _bootstrap(settings: Settings) -> str | None:
+    """Create the first tenant and platform admin on an empty database; return the password, once."""
+    engine = create_engine(settings.database_url, pool_size=1)
+    try:
+        async with create_sessionmaker(engine).begin() as session:
+            if await session.scalar(sa.select(sa.func.count()).select_from(User)):
+                return None
+            tenant = await tenants.create_tenant(session, FIRST_TENANT, actor="relay serve")
+            password = secrets.token_urlsafe(12)
+            await tenants.create_user(
+                session,
+                tenant=tenant,
+                email=FIRST_ADMIN,
+                password=password,
+                role="owner",
+                platform_admin=True,
+                actor="relay serve",
+            )
+            return password
+    finally:
+        await engine.dispose()
+
+
+def serve(settings: Settings, *, host: str | None, port: int | None, workers: int | None) -> int:
+    if settings.embedded:
+        migrate(settings.database_url)
+    password = asyncio.run(_bootstrap(settings))
+    host = host or settings.host
+    port = port or settings.port
+    base = f"http://{host}:{port}{settings.root_path}"
+    if password:
+        print(f"First run: tenant '{FIRST_TENANT}' and platform admin {FIRST_ADMIN} created.")
+        print(f"  password (shown once): {password}")
+    print(f"Relay listening on {base}  (Anthropic door {base}/v1/messages, OpenAI door {base}/v1/chat/completions)")
+    uvicorn.run(
+        "gateway.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers or settings.workers,
+        log_level=settings.log_level,
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+        timeout_graceful_shutdown=30,
+    )
+    return 0

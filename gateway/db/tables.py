@@ -1,0 +1,171 @@
+"""Declarative tables. Portable types: they run on Postgres (asyncpg) and SQLite (aiosqlite).
+
+Money is integer micro-dollars; prices are USD per million tokens (float, as published).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+Json = sa.JSON().with_variant(JSONB(), "postgresql")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on both backends (SQLite stores them naive)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = sa.MetaData(naming_convention=NAMING)
+
+
+class Tenant(Base):
+    __tablename__ = "tenants"
+    id: Mapped[str] = mapped_column(sa.String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(sa.String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[str] = mapped_column(sa.String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(sa.ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    email: Mapped[str] = mapped_column(sa.String(320), unique=True)
+    password_hash: Mapped[str] = mapped_column(sa.String(200))
+    role: Mapped[str] = mapped_column(sa.String(20), default="member")
+    is_platform_admin: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+    id: Mapped[str] = mapped_column(sa.String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(sa.ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[str | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    name: Mapped[str] = mapped_column(sa.String(200), default="")
+    prefix: Mapped[str] = mapped_column(sa.String(20), index=True)
+    digest: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    allow_custom_models: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    allowed_models: Mapped[list[str]] = mapped_column(Json, default=list)
+    aliases: Mapped[list[list[str]]] = mapped_column(Json, default=list)
+    rpm_limit: Mapped[int | None] = mapped_column(sa.Integer)
+    tpm_limit: Mapped[int | None] = mapped_column(sa.Integer)
+    concurrency_limit: Mapped[int | None] = mapped_column(sa.Integer)
+    budget_micro_usd: Mapped[int | None] = mapped_column(sa.BigInteger)
+    budget_period: Mapped[str | None] = mapped_column(sa.String(10))
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class UpstreamRow(Base):
+    __tablename__ = "upstreams"
+    __table_args__ = (sa.UniqueConstraint("tenant_id", "name"),)
+    id: Mapped[str] = mapped_column(sa.String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str | None] = mapped_column(sa.ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    base_url: Mapped[str] = mapped_column(sa.String(2000))
+    dialect: Mapped[str] = mapped_column(sa.String(20))
+    api_key_encrypted: Mapped[str | None] = mapped_column(sa.Text)
+    extra_headers: Mapped[dict[str, str]] = mapped_column(Json, default=dict)
+    timeout_s: Mapped[float | None] = mapped_column(sa.Float)
+    profile: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ModelRow(Base):
+    __tablename__ = "models"
+    __table_args__ = (sa.UniqueConstraint("tenant_id", "name"),)
+    id: Mapped[str] = mapped_column(sa.String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str | None] = mapped_column(sa.ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    upstream_id: Mapped[str] = mapped_column(sa.ForeignKey("upstreams.id", ondelete="CASCADE"), index=True)
+    upstream_model: Mapped[str] = mapped_column(sa.String(200))
+    input_price: Mapped[float] = mapped_column(sa.Float, default=0.0)
+    output_price: Mapped[float] = mapped_column(sa.Float, default=0.0)
+    cache_read_price: Mapped[float] = mapped_column(sa.Float, default=0.0)
+    cache_write_price: Mapped[float] = mapped_column(sa.Float, default=0.0)
+    context_window: Mapped[int | None] = mapped_column(sa.Integer)
+    max_output_tokens: Mapped[int | None] = mapped_column(sa.Integer)
+    capabilities: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    profile: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    fallbacks: Mapped[list[str]] = mapped_column(Json, default=list)
+    enabled: Mapped[bool] = mapped_column(sa.Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class UsageEvent(Base):
+    __tablename__ = "usage_events"
+    __table_args__ = (
+        sa.Index("ix_usage_events_tenant_time", "tenant_id", "created_at"),
+        sa.Index("ix_usage_events_key_time", "key_id", "created_at"),
+    )
+    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True)
+    request_id: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    tenant_id: Mapped[str] = mapped_column(sa.String(32))
+    key_id: Mapped[str | None] = mapped_column(sa.String(32))
+    model: Mapped[str] = mapped_column(sa.String(200))
+    upstream_id: Mapped[str | None] = mapped_column(sa.String(32))
+    door_dialect: Mapped[str] = mapped_column(sa.String(20))
+    upstream_dialect: Mapped[str | None] = mapped_column(sa.String(20))
+    stream: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    input_tokens: Mapped[int] = mapped_column(sa.Integer, default=0)
+    output_tokens: Mapped[int] = mapped_column(sa.Integer, default=0)
+    cache_read_tokens: Mapped[int] = mapped_column(sa.Integer, default=0)
+    cache_write_tokens: Mapped[int] = mapped_column(sa.Integer, default=0)
+    estimated: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    cost_micro_usd: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    status: Mapped[int] = mapped_column(sa.Integer)
+    error_code: Mapped[str | None] = mapped_column(sa.String(64))
+    latency_ms: Mapped[int] = mapped_column(sa.Integer, default=0)
+    ttft_ms: Mapped[int | None] = mapped_column(sa.Integer)
+
+
+class AuditLog(Base):
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    tenant_id: Mapped[str | None] = mapped_column(sa.String(32), index=True)
+    actor: Mapped[str] = mapped_column(sa.String(320))
+    action: Mapped[str] = mapped_column(sa.String(100))
+    target: Mapped[str] = mapped_column(sa.String(200), default="")
+    detail: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)

@@ -1,0 +1,103 @@
+"""Frozen records shared by every layer. Imports nothing of ours."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+class Dialect(enum.StrEnum):
+    """The wire format of a door or an upstream."""
+
+    ANTHROPIC = "anthropic"
+    OPENAI = "openai"
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Tokens of one request, in Anthropic's accounting: ``input_tokens`` excludes cached input.
+
+    OpenAI's ``prompt_tokens`` includes ``cached_tokens``; converting it subtracts them so no
+    token is priced twice.
+    """
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    estimated: bool = False
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens + self.cache_read_tokens + self.cache_write_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """USD per million tokens of each kind."""
+
+    input: float = 0.0
+    output: float = 0.0
+    cache_read: float = 0.0
+    cache_write: float = 0.0
+
+    def cost_micro_usd(self, usage: Usage) -> int:
+        """Cost in integer micro-dollars: USD/MTok x tokens equals micro-USD exactly."""
+        return round(
+            self.input * usage.input_tokens
+            + self.output * usage.output_tokens
+            + self.cache_read * usage.cache_read_tokens
+            + self.cache_write * usage.cache_write_tokens
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """An authenticated ``sk-`` key and what it may do."""
+
+    key_id: str
+    tenant_id: str
+    name: str
+    prefix: str
+    allow_custom_models: bool = False
+    allowed_models: tuple[str, ...] = ()
+    aliases: tuple[tuple[str, str], ...] = ()
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """A provider endpoint with its decrypted credential (never logged, never rendered)."""
+
+    id: str
+    name: str
+    tenant_id: str | None
+    dialect: Dialect
+    base_url: str
+    api_key: str = field(repr=False, default="")
+    extra_headers: tuple[tuple[str, str], ...] = ()
+    timeout_s: float | None = None
+    profile: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """What routing returns for one request: where to send it and how to price it."""
+
+    public_name: str
+    model_id: str
+    upstream: Upstream
+    upstream_model: str
+    price: Price = Price()
+    profile: dict[str, Any] = field(default_factory=dict)
+    max_output_tokens: int | None = None
+    context_window: int | None = None
+    fallbacks: tuple[str, ...] = ()
+    thinking: bool = False
+    """Turn extended thinking on (the public name ended in ``-thinking``)."""
+
+    @property
+    def dialect(self) -> Dialect:
+        return self.upstream.dialect

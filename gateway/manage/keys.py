@@ -1,0 +1,84 @@
+"""API keys: create (the secret is returned once), list, revoke."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.db.tables import ApiKey, Tenant
+from gateway.errors import InvalidRequest, NotFound
+from gateway.manage.tenants import audit
+from gateway.security import derive_key, digest_api_key, display_prefix, generate_api_key
+
+
+@dataclass(frozen=True, slots=True)
+class NewKey:
+    row: ApiKey
+    secret: str
+
+
+async def create_key(
+    session: AsyncSession,
+    *,
+    tenant: Tenant,
+    secret_key: str,
+    name: str = "",
+    allow_custom_models: bool = False,
+    allowed_models: list[str] | None = None,
+    aliases: list[tuple[str, str]] | None = None,
+    expires_at: datetime | None = None,
+    actor: str = "cli",
+) -> NewKey:
+    if expires_at is not None and expires_at.tzinfo is None:
+        raise InvalidRequest("expires: give a timezone (e.g. 2027-01-01T00:00:00Z)")
+    for pattern, model in aliases or ():
+        if not pattern or not model:
+            raise InvalidRequest("alias: both PATTERN and MODEL are required (PATTERN=MODEL)")
+    secret = generate_api_key()
+    row = ApiKey(
+        tenant_id=tenant.id,
+        name=name,
+        prefix=display_prefix(secret),
+        digest=digest_api_key(derive_key(secret_key, "api-key-digest"), secret),
+        allow_custom_models=allow_custom_models,
+        allowed_models=list(allowed_models or []),
+        aliases=[[p, m] for p, m in aliases or []],
+        expires_at=expires_at,
+    )
+    session.add(row)
+    await session.flush()
+    await audit(session, tenant.id, actor, "key.create", row.prefix, {"name": name})
+    return NewKey(row=row, secret=secret)
+
+
+async def list_keys(session: AsyncSession, *, tenant: Tenant) -> list[ApiKey]:
+    rows = await session.scalars(sa.select(ApiKey).where(ApiKey.tenant_id == tenant.id).order_by(ApiKey.created_at))
+    return list(rows)
+
+
+async def find_key(session: AsyncSession, id_or_prefix: str, *, tenant_id: str | None = None) -> ApiKey:
+    """By id, or by display prefix (``sk-AbC1234``); ambiguous prefixes are refused."""
+    query = sa.select(ApiKey).where(sa.or_(ApiKey.id == id_or_prefix, ApiKey.prefix == id_or_prefix[:10]))
+    if tenant_id is not None:
+        query = query.where(ApiKey.tenant_id == tenant_id)
+    rows = list(await session.scalars(query))
+    if len(id_or_prefix) < 10 and not any(r.id == id_or_prefix for r in rows):
+        rows = []
+    if not rows:
+        raise NotFound(f"key {id_or_prefix!r} not found")
+    if len(rows) > 1:
+        raise InvalidRequest(f"prefix {id_or_prefix!r} matches {len(rows)} keys; use the key id")
+    return rows[0]
+
+
+async def revoke_key(
+    session: AsyncSession, id_or_prefix: str, *, tenant_id: str | None = None, actor: str = "cli"
+) -> ApiKey:
+    row = await find_key(session, id_or_prefix, tenant_id=tenant_id)
+    if row.revoked_at is None:
+        row.revoked_at = datetime.now(UTC)
+        await audit(session, row.tenant_id, actor, "key.revoke", row.prefix)
+    return row

@@ -1,0 +1,75 @@
+"""Tenants and users."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.auth import hash_password
+from gateway.db.tables import AuditLog, Tenant, User
+from gateway.errors import Conflict, InvalidRequest, NotFound
+
+ROLES = ("owner", "admin", "member")
+
+
+async def create_tenant(session: AsyncSession, name: str, *, actor: str = "cli") -> Tenant:
+    name = name.strip()
+    if not name:
+        raise InvalidRequest("tenant name must not be empty")
+    if await session.scalar(sa.select(Tenant.id).where(Tenant.name == name)):
+        raise Conflict(f"tenant {name!r} already exists")
+    tenant = Tenant(name=name)
+    session.add(tenant)
+    await session.flush()
+    await audit(session, tenant.id, actor, "tenant.create", tenant.name)
+    return tenant
+
+
+async def get_tenant(session: AsyncSession, name: str) -> Tenant:
+    tenant = await session.scalar(sa.select(Tenant).where(Tenant.name == name))
+    if tenant is None:
+        raise NotFound(f"tenant {name!r} not found")
+    return tenant
+
+
+async def create_user(
+    session: AsyncSession,
+    *,
+    tenant: Tenant,
+    email: str,
+    password: str,
+    role: str = "member",
+    platform_admin: bool = False,
+    actor: str = "cli",
+) -> User:
+    email = email.strip().lower()
+    if "@" not in email or len(email) > 320:
+        raise InvalidRequest(f"email {email!r} is not an email address")
+    if role not in ROLES:
+        raise InvalidRequest(f"role must be one of {', '.join(ROLES)}")
+    if len(password) < 8:
+        raise InvalidRequest("password must be at least 8 characters")
+    if await session.scalar(sa.select(User.id).where(User.email == email)):
+        raise Conflict(f"user {email!r} already exists")
+    user = User(
+        tenant_id=tenant.id,
+        email=email,
+        password_hash=await hash_password(password),
+        role=role,
+        is_platform_admin=platform_admin,
+    )
+    session.add(user)
+    await session.flush()
+    await audit(session, tenant.id, actor, "user.create", email, {"role": role, "platform_admin": platform_admin})
+    return user
+
+
+async def audit(
+    session: AsyncSession,
+    tenant_id: str | None,
+    actor: str,
+    action: str,
+    target: str = "",
+    detail: dict[str, object] | None = None,
+) -> None:
+    session.add(AuditLog(tenant_id=tenant_id, actor=actor, action=action, target=target, detail=detail or {}))

@@ -1,0 +1,1 @@
+"""Typed wire models of both dialects and the SSE framing. No I/O; imports only ``gateway.domain``."""

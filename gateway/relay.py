@@ -1,0 +1,256 @@
+"""The one orchestration of a call: plan the upstream request, send it, answer (JSON or stream), meter it.
+
+Same dialect on both sides → passthrough: the client's body goes through with only the model
+changed. Otherwise the pure converters of ``gateway.convert`` translate both ways. Either way a
+stream is relayed chunk by chunk through one loop, the HTTP status is decided before the first
+byte, and usage is recorded however the call ends (including a client that goes away).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import aiohttp
+import msgspec
+
+from gateway.domain import Dialect, Principal, Route, Usage
+from gateway.errors import GatewayError, UpstreamError, UpstreamUnavailable
+from gateway.metering import Meter, UsageRecord
+from gateway.passthrough import (
+    AnthropicPassthrough,
+    OpenAIPassthrough,
+    anthropic_usage,
+    openai_usage,
+    rename_model_in_body,
+)
+from gateway.protocols.sse import SSEDecoder, SSEError, SSEEvent, encode_event
+from gateway.upstreams.client import Timeouts, UpstreamRequest, read_body, send
+from gateway.upstreams.errors import upstream_error
+from gateway.upstreams.headers import endpoint_url, forwarded_response_headers, upstream_headers
+
+_encode = msgspec.json.Encoder().encode
+MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+
+
+class StreamTap(Protocol):
+    usage: Usage
+    finished: bool
+
+    def feed(self, ev: SSEEvent) -> list[SSEEvent]: ...
+    def finish(self) -> list[SSEEvent]: ...
+    def fail(self, message: str, error_type: str = "api_error") -> list[SSEEvent]: ...
+
+
+@dataclass(slots=True)
+class Call:
+    """One client request at the relay: who, where to, what."""
+
+    request_id: str
+    principal: Principal
+    route: Route
+    door: Dialect
+    body: dict[str, Any]
+    headers: Mapping[str, str]
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def stream(self) -> bool:
+        return self.body.get("stream") is True
+
+
+@dataclass(frozen=True, slots=True)
+class JSONReply:
+    status: int
+    body: bytes
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class StreamReply:
+    headers: dict[str, str]
+    chunks: AsyncIterator[bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """How one call talks to its upstream and turns the answer into the door's dialect."""
+
+    request: UpstreamRequest
+    make_tap: Callable[[], StreamTap]
+    answer_json: Callable[[bytes], tuple[bytes, Usage]]
+    notes: tuple[str, ...] = ()
+
+
+class Relay:
+    def __init__(
+        self,
+        http: aiohttp.ClientSession,
+        meter: Meter,
+        timeouts: Timeouts,
+        beta_defaults: tuple[str, ...] = (),
+    ) -> None:
+        self._http = http
+        self._meter = meter
+        self._timeouts = timeouts
+        self._beta_defaults = beta_defaults
+
+    async def call(self, call: Call) -> JSONReply | StreamReply:
+        plan = self._plan(call)
+        try:
+            resp = await send(self._http, plan.request, self._timeouts_for(call.route))
+        except GatewayError as exc:
+            self._record(call, Usage(), exc.status_code, None, exc.code)
+            raise
+        headers = {"request-id": call.request_id, **forwarded_response_headers(resp.headers)}
+        if plan.notes:
+            headers["relay-conversion-notes"] = ",".join(plan.notes)
+        if resp.status >= 400:
+            await self._raise_upstream_error(call, resp)
+        if not call.stream:
+            return await self._answer_json(call, plan, resp, headers)
+        headers["cache-control"] = "no-cache"
+        return StreamReply(headers=headers, chunks=self._relay_stream(call, plan.make_tap(), resp))
+
+    def _timeouts_for(self, route: Route) -> Timeouts:
+        t = route.upstream.timeout_s
+        if t is None:
+            return self._timeouts
+        return Timeouts(connect_s=self._timeouts.connect_s, first_byte_s=t, idle_s=t, total_s=self._timeouts.total_s)
+
+    def _plan(self, call: Call) -> Plan:
+        route = call.route
+        if route.dialect is not call.door:
+            raise UpstreamUnavailable("conversion between dialects is not available yet")
+        body = dict(call.body)
+        body["model"] = route.upstream_model
+        request = UpstreamRequest(
+            url=endpoint_url(route.upstream, "messages" if route.dialect is Dialect.ANTHROPIC else "chat"),
+            headers=upstream_headers(route.upstream, call.headers, self._beta_defaults),
+            body=b"",
+        )
+        if call.door is Dialect.ANTHROPIC:
+            return Plan(
+                request=_with_body(request, body),
+                make_tap=lambda: AnthropicPassthrough(model=route.public_name),
+                answer_json=lambda raw: _rename(raw, route.public_name, anthropic_usage),
+            )
+        wants_usage = _wants_usage(body)
+        if call.stream and not wants_usage and route.profile.get("supports_stream_options", True):
+            body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+        return Plan(
+            request=_with_body(request, body),
+            make_tap=lambda: OpenAIPassthrough(model=route.public_name, client_wants_usage=wants_usage),
+            answer_json=lambda raw: _rename(raw, route.public_name, openai_usage),
+        )
+
+    async def _raise_upstream_error(self, call: Call, resp: aiohttp.ClientResponse) -> None:
+        try:
+            raw = await read_body(resp, 1024 * 1024)
+        except (aiohttp.ClientError, TimeoutError, GatewayError):
+            raw = b""
+        finally:
+            resp.release()
+        err: UpstreamError = upstream_error(resp.status, raw, resp.headers, secret=call.route.upstream.api_key)
+        self._record(call, Usage(), err.status_code, None, err.code)
+        raise err
+
+    async def _answer_json(
+        self, call: Call, plan: Plan, resp: aiohttp.ClientResponse, headers: dict[str, str]
+    ) -> JSONReply:
+        try:
+            raw = await read_body(resp, MAX_RESPONSE_BYTES)
+            body, usage = plan.answer_json(raw)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            err = UpstreamUnavailable(f"upstream connection failed while reading the answer ({type(exc).__name__})")
+            self._record(call, Usage(), err.status_code, None, err.code)
+            raise err from None
+        except (ValueError, msgspec.DecodeError):
+            err = UpstreamUnavailable("upstream sent a response that is not valid JSON")
+            self._record(call, Usage(), err.status_code, None, err.code)
+            raise err from None
+        finally:
+            resp.release()
+        self._record(call, usage, 200, None, None)
+        headers["content-type"] = "application/json"
+        return JSONReply(status=200, body=body, headers=headers)
+
+    async def _relay_stream(self, call: Call, tap: StreamTap, resp: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+        decoder = SSEDecoder()
+        deadline = call.started + self._timeouts.total_s
+        ttft_ms: int | None = None
+        error_code: str | None = None
+        clean = False
+        try:
+            async for chunk in resp.content.iter_any():
+                out = [e for ev in decoder.feed(chunk) for e in tap.feed(ev)]
+                if out:
+                    if ttft_ms is None:
+                        ttft_ms = _ms_since(call.started)
+                    yield b"".join(encode_event(e.data, e.event) for e in out)
+                if tap.finished:
+                    break
+                if time.monotonic() > deadline:
+                    error_code = "upstream_timeout"
+                    yield _encode_all(tap.fail("upstream stream exceeded the total time limit", "timeout_error"))
+                    break
+            else:
+                tail = [e for ev in decoder.finish() for e in tap.feed(ev)] + tap.finish()
+                if tail:
+                    yield _encode_all(tail)
+            clean = error_code is None
+        except (aiohttp.ClientError, TimeoutError, SSEError) as exc:
+            error_code = "upstream_stream_error"
+            yield _encode_all(tap.fail(f"upstream stream failed ({type(exc).__name__})", "api_error"))
+        finally:
+            if clean:
+                resp.release()
+            else:
+                resp.close()  # cancels the upstream request when the client went away or it failed
+            status = 200 if error_code is None and tap.finished else 499 if error_code is None else 502
+            self._record(call, tap.usage, status, ttft_ms, error_code)
+
+    def _record(self, call: Call, usage: Usage, status: int, ttft_ms: int | None, error_code: str | None) -> None:
+        route = call.route
+        self._meter.record(
+            UsageRecord(
+                request_id=call.request_id,
+                tenant_id=call.principal.tenant_id,
+                key_id=call.principal.key_id,
+                model=route.public_name,
+                upstream_id=route.upstream.id,
+                door_dialect=call.door.value,
+                upstream_dialect=route.dialect.value,
+                stream=call.stream,
+                usage=usage,
+                cost_micro_usd=route.price.cost_micro_usd(usage),
+                status=status,
+                latency_ms=_ms_since(call.started),
+                ttft_ms=ttft_ms,
+                error_code=error_code,
+            )
+        )
+
+
+def _with_body(request: UpstreamRequest, body: dict[str, Any]) -> UpstreamRequest:
+    return UpstreamRequest(url=request.url, headers=request.headers, body=_encode(body))
+
+
+def _rename(raw: bytes, model: str, read_usage: Callable[[Any], Usage]) -> tuple[bytes, Usage]:
+    body, doc = rename_model_in_body(raw, model)
+    return body, read_usage(doc.get("usage"))
+
+
+def _wants_usage(body: dict[str, Any]) -> bool:
+    opts = body.get("stream_options")
+    return isinstance(opts, dict) and opts.get("include_usage") is True
+
+
+def _encode_all(events: list[SSEEvent]) -> bytes:
+    return b"".join(encode_event(e.data, e.event) for e in events)
+
+
+def _ms_since(start: float) -> int:
+    return int((time.monotonic() - start) * 1000)

@@ -1,0 +1,149 @@
+"""Model name + principal → Route, from in-process tables refreshed from the database.
+
+Resolution, the same for both doors:
+1. the key's aliases (glob patterns, first match wins) rewrite the name;
+2. the tenant's custom models, only when the key's ``allow_custom_models`` switch is on;
+3. the platform's built-in models;
+4. a name ending in ``-thinking`` resolves as its base model with extended thinking on.
+The key's allowed-models globs are enforced on the resolved public name. A name that resolves
+to nothing is a 404 naming up to five close matches the key may use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import time
+from dataclasses import replace
+from fnmatch import fnmatchcase
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from gateway.db.tables import ModelRow, UpstreamRow
+from gateway.domain import Dialect, Price, Principal, Route, Upstream
+from gateway.errors import NotFound, PermissionDenied
+from gateway.security import SecretBox, upstream_secret_context
+
+THINKING_SUFFIX = "-thinking"
+ModelTable = dict[str, Route]
+
+
+class Router:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], box: SecretBox, ttl_s: float = 5.0) -> None:
+        self._sessions = sessions
+        self._box = box
+        self._ttl = ttl_s
+        self._tables: dict[str | None, tuple[float, ModelTable]] = {}
+        self._locks: dict[str | None, asyncio.Lock] = {}
+
+    def forget(self) -> None:
+        self._tables.clear()
+
+    async def resolve(self, principal: Principal, name: str) -> Route:
+        target = _apply_alias(principal, name)
+        route = await self._lookup(principal, target)
+        if route is None and target.endswith(THINKING_SUFFIX):
+            base = await self._lookup(principal, target[: -len(THINKING_SUFFIX)])
+            if base is not None:
+                route = replace(base, public_name=target, thinking=True)
+        if route is None:
+            raise NotFound(await self._not_found_message(principal, name))
+        if not _allowed(principal, route.public_name):
+            raise PermissionDenied(f"this API key may not use model {route.public_name!r}")
+        return route
+
+    async def visible(self, principal: Principal) -> list[Route]:
+        """The models this key may use, custom ones first, each name once."""
+        seen: dict[str, Route] = {}
+        if principal.allow_custom_models:
+            seen.update(await self._table(principal.tenant_id))
+        for name, route in (await self._table(None)).items():
+            seen.setdefault(name, route)
+        return [r for n, r in sorted(seen.items()) if _allowed(principal, n)]
+
+    async def _lookup(self, principal: Principal, name: str) -> Route | None:
+        if principal.allow_custom_models:
+            route = (await self._table(principal.tenant_id)).get(name)
+            if route is not None:
+                return route
+        return (await self._table(None)).get(name)
+
+    async def _not_found_message(self, principal: Principal, name: str) -> str:
+        names = [r.public_name for r in await self.visible(principal)]
+        close = difflib.get_close_matches(name, names, n=5, cutoff=0.4)
+        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        return f"model {name!r} not found{hint}"
+
+    async def _table(self, tenant_id: str | None) -> ModelTable:
+        hit = self._tables.get(tenant_id)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        lock = self._locks.setdefault(tenant_id, asyncio.Lock())
+        async with lock:  # one load per table, however many requests miss at once
+            hit = self._tables.get(tenant_id)
+            if hit is None or hit[0] <= time.monotonic():
+                hit = (time.monotonic() + self._ttl, await self._load(tenant_id))
+                self._tables[tenant_id] = hit
+        return hit[1]
+
+    async def _load(self, tenant_id: str | None) -> ModelTable:
+        scope = ModelRow.tenant_id.is_(None) if tenant_id is None else ModelRow.tenant_id == tenant_id
+        async with self._sessions() as session:
+            rows = (
+                await session.execute(
+                    sa.select(ModelRow, UpstreamRow)
+                    .join(UpstreamRow, ModelRow.upstream_id == UpstreamRow.id)
+                    .where(scope, ModelRow.enabled.is_(True))
+                )
+            ).all()
+            upstreams: dict[str, Upstream] = {}
+            table: ModelTable = {}
+            for model, up in rows:
+                if up.id not in upstreams:
+                    upstreams[up.id] = self._upstream(up)
+                table[model.name] = _route(model, upstreams[up.id])
+        return table
+
+    def _upstream(self, row: UpstreamRow) -> Upstream:
+        key = (
+            self._box.decrypt(row.api_key_encrypted, context=upstream_secret_context(row.id))
+            if row.api_key_encrypted
+            else ""
+        )
+        return Upstream(
+            id=row.id,
+            name=row.name,
+            tenant_id=row.tenant_id,
+            dialect=Dialect(row.dialect),
+            base_url=row.base_url,
+            api_key=key,
+            extra_headers=tuple((row.extra_headers or {}).items()),
+            timeout_s=row.timeout_s,
+            profile=dict(row.profile or {}),
+        )
+
+
+def _route(model: ModelRow, upstream: Upstream) -> Route:
+    return Route(
+        public_name=model.name,
+        model_id=model.id,
+        upstream=upstream,
+        upstream_model=model.upstream_model,
+        price=Price(model.input_price, model.output_price, model.cache_read_price, model.cache_write_price),
+        profile={**upstream.profile, **(model.profile or {})},
+        max_output_tokens=model.max_output_tokens,
+        context_window=model.context_window,
+        fallbacks=tuple(model.fallbacks or ()),
+    )
+
+
+def _apply_alias(principal: Principal, name: str) -> str:
+    for pattern, target in principal.aliases:
+        if fnmatchcase(name, pattern):
+            return target
+    return name
+
+
+def _allowed(principal: Principal, name: str) -> bool:
+    return not principal.allowed_models or any(fnmatchcase(name, g) for g in principal.allowed_models)

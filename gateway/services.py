@@ -1,0 +1,61 @@
+"""The long-lived parts of a running gateway, built once at start-up and kept on ``app.state``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aiohttp
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from gateway.auth import Authenticator
+from gateway.metering import Ledger, MemoryMeter, Meter, RedisMeter
+from gateway.relay import Relay
+from gateway.routing import Router
+from gateway.security import SecretBox, derive_key
+from gateway.settings import Settings
+from gateway.upstreams.client import Timeouts, create_session
+
+
+@dataclass(slots=True)
+class Services:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    box: SecretBox
+    auth: Authenticator
+    router: Router
+    meter: Meter
+    http: aiohttp.ClientSession
+    relay: Relay
+
+    @classmethod
+    async def start(
+        cls, settings: Settings, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+    ) -> Services:
+        box = SecretBox(derive_key(settings.secret_key, "upstream-secrets"))
+        ledger = Ledger(sessions, engine.dialect.name)
+        meter: Meter = RedisMeter(settings.redis_url, ledger) if settings.redis_url else MemoryMeter(ledger)
+        await meter.start()
+        http = create_session()
+        timeouts = Timeouts(
+            connect_s=settings.connect_timeout_s,
+            first_byte_s=settings.first_byte_timeout_s,
+            idle_s=settings.idle_timeout_s,
+            total_s=settings.total_timeout_s,
+        )
+        return cls(
+            settings=settings,
+            engine=engine,
+            sessions=sessions,
+            box=box,
+            auth=Authenticator(sessions, settings.secret_key, ttl_s=settings.key_cache_ttl_s),
+            router=Router(sessions, box, ttl_s=settings.route_cache_ttl_s),
+            meter=meter,
+            http=http,
+            relay=Relay(http, meter, timeouts, settings.anthropic_beta_defaults),
+        )
+
+    async def close(self) -> None:
+        await self.meter.close()
+        await self.http.close()
+        await self.engine.dispose()

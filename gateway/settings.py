@@ -1,0 +1,138 @@
+"""Settings, read once from the environment (prefix ``RELAY_``) and passed in; nothing reads env at import."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+DEFAULT_SQLITE_FILE = "relay.db"
+MIB = 1024 * 1024
+_PLACEHOLDER_SECRETS = {"", "changeme", "changethis", "secret", "relay", "please-change-me"}
+
+
+class SettingsError(ValueError):
+    """A setting is missing or invalid; the message names the variable."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database_url: str = f"sqlite+aiosqlite:///{DEFAULT_SQLITE_FILE}"
+    redis_url: str | None = None
+    secret_key: str = field(default="", repr=False)
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 1
+    log_level: str = "info"
+    max_body_bytes: int = 32 * MIB
+    root_path: str = ""
+    connect_timeout_s: float = 10.0
+    first_byte_timeout_s: float = 120.0
+    idle_timeout_s: float = 120.0
+    total_timeout_s: float = 600.0
+    key_cache_ttl_s: float = 3.0
+    route_cache_ttl_s: float = 5.0
+    development: bool = False
+    anthropic_beta_defaults: tuple[str, ...] = ()
+
+    @property
+    def embedded(self) -> bool:
+        """SQLite without Redis: the zero-configuration mode."""
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        if not self.embedded:
+            return None
+        path = self.database_url.split(":///", 1)[1] if ":///" in self.database_url else ""
+        return None if path in ("", ":memory:") else Path(path)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        get = env.get
+        d = cls()
+        s = cls(
+            database_url=normalise_database_url(get("RELAY_DATABASE_URL") or d.database_url),
+            redis_url=get("RELAY_REDIS_URL") or None,
+            secret_key=get("RELAY_SECRET_KEY", ""),
+            host=get("RELAY_HOST", d.host),
+            port=_int(env, "RELAY_PORT", d.port),
+            workers=_int(env, "RELAY_WORKERS", d.workers),
+            log_level=get("RELAY_LOG_LEVEL", d.log_level).lower(),
+            max_body_bytes=_int(env, "RELAY_MAX_BODY_BYTES", d.max_body_bytes),
+            root_path=_root_path(get("RELAY_ROOT_PATH", "")),
+            connect_timeout_s=_float(env, "RELAY_CONNECT_TIMEOUT", d.connect_timeout_s),
+            first_byte_timeout_s=_float(env, "RELAY_FIRST_BYTE_TIMEOUT", d.first_byte_timeout_s),
+            idle_timeout_s=_float(env, "RELAY_IDLE_TIMEOUT", d.idle_timeout_s),
+            total_timeout_s=_float(env, "RELAY_TOTAL_TIMEOUT", d.total_timeout_s),
+            key_cache_ttl_s=_float(env, "RELAY_KEY_CACHE_TTL", d.key_cache_ttl_s),
+            route_cache_ttl_s=_float(env, "RELAY_ROUTE_CACHE_TTL", d.route_cache_ttl_s),
+            development=get("RELAY_ENV", "").lower() in ("dev", "development", "test"),
+            anthropic_beta_defaults=tuple(
+                b.strip() for b in get("RELAY_ANTHROPIC_BETA_DEFAULTS", "").split(",") if b.strip()
+            ),
+        )
+        return s.with_secret()
+
+    def with_secret(self) -> Settings:
+        """Check the secret key; in embedded mode create one beside the SQLite file when absent."""
+        if self.secret_key:
+            if self.secret_key.lower() in _PLACEHOLDER_SECRETS and not self.development:
+                raise SettingsError("RELAY_SECRET_KEY is a placeholder; set a long random value")
+            if len(self.secret_key) < 16 and not self.development:
+                raise SettingsError("RELAY_SECRET_KEY must be at least 16 characters")
+            return self
+        if not self.embedded:
+            raise SettingsError("RELAY_SECRET_KEY is required when RELAY_DATABASE_URL is not SQLite")
+        db = self.sqlite_path
+        key_file = (db.parent if db else Path.cwd()) / ".relay-secret-key"
+        if key_file.exists():
+            return replace(self, secret_key=key_file.read_text().strip())
+        key = secrets.token_urlsafe(48)
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(key + "\n")
+        return replace(self, secret_key=key)
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept plain ``postgresql://`` / ``postgres://`` and ``sqlite:///`` URLs; drive them async."""
+    for plain in ("postgresql://", "postgres://", "postgresql+psycopg2://", "postgresql+psycopg://"):
+        if url.startswith(plain):
+            return "postgresql+asyncpg://" + url[len(plain) :]
+    if url.startswith("sqlite://") and not url.startswith("sqlite+aiosqlite://"):
+        return "sqlite+aiosqlite://" + url[len("sqlite://") :]
+    if not url.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
+        raise SettingsError("RELAY_DATABASE_URL must be a postgresql:// or sqlite:/// URL")
+    return url
+
+
+def _root_path(value: str) -> str:
+    value = value.strip().rstrip("/")
+    if value and not value.startswith("/"):
+        value = "/" + value
+    return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None

@@ -1,0 +1,1 @@
+"""Test and benchmark helpers: a scriptable fake LLM upstream speaking both dialects."""

@@ -1,0 +1,246 @@
+"""Test harness: real services, a real gateway on loopback, and a seeder that goes through our services.
+
+``RELAY_TEST_REQUIRE_SERVICES=1`` (set by ``.ci/run``) turns "Postgres/Redis not reachable"
+from a skip into a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import pytest
+import sqlalchemy as sa
+import uvicorn
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import NullPool
+
+from gateway.app import create_app
+from gateway.db.session import migrate
+from gateway.db.tables import UsageEvent
+from gateway.manage import keys, tenants, upstreams
+from gateway.security import SecretBox, derive_key
+from gateway.settings import Settings, normalise_database_url
+
+T = TypeVar("T")
+POSTGRES_URL = os.environ.get("RELAY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("RELAY_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+REQUIRE_SERVICES = os.environ.get("RELAY_TEST_REQUIRE_SERVICES", "") not in ("", "0", "false")
+SECRET = "test-secret-key-" + "x" * 32
+
+
+def service_missing(what: str, exc: BaseException) -> None:
+    message = f"{what} not reachable ({type(exc).__name__}: {exc})"
+    if REQUIRE_SERVICES:
+        pytest.fail(message + " and RELAY_TEST_REQUIRE_SERVICES is set", pytrace=False)
+    pytest.skip(message)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def create_postgres_database() -> str:
+    """A fresh database for this test session (parallel runs never share tables)."""
+    import asyncpg
+
+    name = f"relay_t_{secrets.token_hex(6)}"
+
+    async def create() -> None:
+        conn = await asyncpg.connect(POSTGRES_URL, timeout=3)
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    asyncio.run(create())
+    parts = urlsplit(POSTGRES_URL)
+    return parts._replace(path="/" + name).geturl()
+
+
+def drop_postgres_database(url: str) -> None:
+    import asyncpg
+
+    name = urlsplit(url).path.lstrip("/")
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(POSTGRES_URL, timeout=3)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    asyncio.run(drop())
+
+
+def check_redis() -> None:
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    finally:
+        client.close()
+
+
+class GatewayServer:
+    """The real gateway (uvicorn + our app) in a background thread on a free loopback port."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = replace(settings, port=free_port())
+        self.app = create_app(self.settings)
+        config = uvicorn.Config(
+            self.app,
+            host="127.0.0.1",
+            port=self.settings.port,
+            log_level="warning",
+            lifespan="on",
+            loop="asyncio",
+            http="h11",
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.settings.port}{self.settings.root_path}"
+
+    def start(self) -> GatewayServer:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("gateway did not start")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
+
+    @property
+    def services(self) -> Any:
+        return self.app.state.services
+
+
+@dataclass
+class Seed:
+    """Objects one test created: a fresh tenant and what hangs off it."""
+
+    tenant: Any
+    key: str = ""
+    key_id: str = ""
+
+
+class Seeder:
+    """Creates tenants, upstreams, models and keys through ``gateway.manage``, like the CLI does."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.box = SecretBox(derive_key(settings.secret_key, "upstream-secrets"))
+
+    def run(self, fn: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        async def go() -> T:
+            engine = create_async_engine(self.settings.database_url, poolclass=NullPool)
+            try:
+                async with async_sessionmaker(engine, expire_on_commit=False).begin() as session:
+                    return await fn(session)
+            finally:
+                await engine.dispose()
+
+        return asyncio.run(go())
+
+    def tenant(self, name: str | None = None) -> Any:
+        return self.run(lambda s: tenants.create_tenant(s, name or f"t-{secrets.token_hex(4)}"))
+
+    def upstream(
+        self,
+        tenant: Any,
+        *,
+        base_url: str,
+        dialect: str = "openai",
+        api_key: str | None = "up-secret-key",
+        name: str | None = None,
+        **kw: Any,
+    ) -> Any:
+        return self.run(
+            lambda s: upstreams.add_upstream(
+                s,
+                box=self.box,
+                tenant=tenant,
+                name=name or f"up-{secrets.token_hex(3)}",
+                dialect=dialect,
+                base_url=base_url,
+                api_key=api_key,
+                **kw,
+            )
+        )
+
+    def model(self, tenant: Any, upstream: Any, name: str, upstream_model: str = "upstream-model", **kw: Any) -> Any:
+        async def add(s: AsyncSession) -> Any:
+            up = await upstreams.get_upstream(s, upstream.name, tenant=tenant)
+            return await upstreams.add_model(
+                s, tenant=tenant, name=name, upstream=up, upstream_model=upstream_model, **kw
+            )
+
+        return self.run(add)
+
+    def key(
+        self, tenant: Any, *, allow_custom_models: bool = True, expires_at: datetime | None = None, **kw: Any
+    ) -> keys.NewKey:
+        return self.run(
+            lambda s: keys.create_key(
+                s,
+                tenant=tenant,
+                secret_key=self.settings.secret_key,
+                allow_custom_models=allow_custom_models,
+                expires_at=expires_at,
+                **kw,
+            )
+        )
+
+    def revoke(self, key_id: str) -> None:
+        self.run(lambda s: keys.revoke_key(s, key_id))
+
+    def usage_rows(self, tenant: Any, *, expect: int, timeout_s: float = 10.0) -> list[UsageEvent]:
+        """The tenant's ledger rows, waiting until ``expect`` of them were written (off the response path)."""
+        query = sa.select(UsageEvent).where(UsageEvent.tenant_id == tenant.id).order_by(UsageEvent.id)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            rows: list[UsageEvent] = self.run(lambda s: _all(s, query))
+            if len(rows) >= expect or time.monotonic() > deadline:
+                return rows
+            time.sleep(0.05)
+
+
+async def _all(session: AsyncSession, query: Any) -> list[Any]:
+    return list(await session.scalars(query))
+
+
+def base_settings(database_url: str, redis_url: str | None) -> Settings:
+    return Settings(
+        database_url=normalise_database_url(database_url),
+        redis_url=redis_url,
+        secret_key=SECRET,
+        development=True,
+        route_cache_ttl_s=0.0,
+        connect_timeout_s=2.0,
+        first_byte_timeout_s=5.0,
+        idle_timeout_s=5.0,
+        total_timeout_s=30.0,
+    )
+
+
+def prepare_database(settings: Settings) -> None:
+    migrate(settings.database_url)
