@@ -1,0 +1,277 @@
+"""The `relay` command, as a user runs it from a shell, against each backend and the running gateway."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from support import SECRET, free_port
+
+from gateway.testing.fake_upstream import Reply
+
+RELAY = [sys.executable, "-m", "gateway"]
+
+
+def relay(stack, *args: str, stdin: str | None = None, env: dict[str, str] | None = None):
+    full_env = {
+        **os.environ,
+        "RELAY_DATABASE_URL": stack.settings.database_url,
+        "RELAY_SECRET_KEY": SECRET,
+        **(env or {}),
+    }
+    return subprocess.run([*RELAY, *args], input=stdin, capture_output=True, text=True, env=full_env, timeout=60)
+
+
+def ok(result) -> str:
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_walkthrough_from_the_shell(stack, fake):
+    tenant = f"cli-{time.monotonic_ns()}"
+    ok(relay(stack, "tenants", "create", tenant))
+    out = ok(
+        relay(
+            stack,
+            "upstreams",
+            "add",
+            "fake-o",
+            "--tenant",
+            tenant,
+            "--dialect",
+            "openai",
+            "--base-url",
+            fake.url + "/v1",
+            "--api-key-stdin",
+            stdin="up-secret-from-stdin\n",
+        )
+    )
+    assert "up-secret-from-stdin" not in out
+    ok(
+        relay(
+            stack,
+            "upstreams",
+            "add",
+            "fake-a",
+            "--tenant",
+            tenant,
+            "--dialect",
+            "anthropic",
+            "--base-url",
+            fake.url,
+            "--api-key-env",
+            "FAKE_KEY",
+            env={"FAKE_KEY": "up-secret-from-env"},
+        )
+    )
+    ok(
+        relay(
+            stack,
+            "models",
+            "add",
+            "cli-gpt",
+            "--tenant",
+            tenant,
+            "--upstream",
+            "fake-o",
+            "--upstream-model",
+            "gpt-x",
+            "--input-price",
+            "2",
+            "--output-price",
+            "4",
+        )
+    )
+    ok(
+        relay(
+            stack,
+            "models",
+            "add",
+            "cli-claude",
+            "--tenant",
+            tenant,
+            "--upstream",
+            "fake-a",
+            "--upstream-model",
+            "claude-x",
+        )
+    )
+    listing = ok(relay(stack, "models", "list", "--tenant", tenant))
+    assert "cli-gpt" in listing and "cli-claude" in listing
+    out = ok(
+        relay(
+            stack,
+            "keys",
+            "create",
+            "--tenant",
+            tenant,
+            "--name",
+            "laptop",
+            "--allow-custom-models",
+            "--alias",
+            "claude-*=cli-claude",
+        )
+    )
+    secret = out.strip().splitlines()[-1]
+    assert secret.startswith("sk-") and len(secret) == 51
+
+    fake.enqueue(Reply(text="via cli-made key"))
+    r = httpx.post(
+        stack.url + "/v1/chat/completions",
+        headers={"authorization": f"Bearer {secret}"},
+        json={"model": "cli-gpt", "messages": [{"role": "user", "content": "hi"}]},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["choices"][0]["message"]["content"] == "via cli-made key"
+    assert fake.requests[-1].headers["authorization"] == "Bearer up-secret-from-stdin"
+
+    fake.enqueue(Reply(text="aliased"))
+    r = httpx.post(
+        stack.url + "/v1/messages",
+        headers={"x-api-key": secret},
+        json={"model": "claude-opus-4-8", "max_tokens": 10, "messages": [{"role": "user", "content": "x"}]},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["model"] == "cli-claude"
+    assert fake.requests[-1].headers["x-api-key"] == "up-secret-from-env"
+
+    keys = ok(relay(stack, "keys", "list", "--tenant", tenant))
+    assert secret[:10] in keys and "active" in keys and secret not in keys
+    ok(relay(stack, "keys", "revoke", secret[:10]))
+    assert "revoked" in ok(relay(stack, "keys", "list", "--tenant", tenant))
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        r = httpx.post(
+            stack.url + "/v1/chat/completions",
+            headers={"authorization": f"Bearer {secret}"},
+            json={"model": "cli-gpt", "messages": [{"role": "user", "content": "hi"}]},
+        )
+        if r.status_code == 401:
+            break
+        time.sleep(0.2)
+    assert r.status_code == 401 and "revoked" in r.json()["error"]["message"]
+
+
+def test_users_create_with_password_stdin(stack):
+    tenant = f"cli-u-{time.monotonic_ns()}"
+    ok(relay(stack, "tenants", "create", tenant))
+    out = ok(
+        relay(
+            stack,
+            "users",
+            "create",
+            f"ann-{tenant}@example.com",
+            "--tenant",
+            tenant,
+            "--role",
+            "admin",
+            "--password-stdin",
+            stdin="correct horse battery\n",
+        )
+    )
+    assert "admin" in out and "correct horse" not in out
+    bad = relay(stack, "users", "create", "short@example.com", "--tenant", tenant, "--password-stdin", stdin="x\n")
+    assert bad.returncode == 1 and "at least 8" in bad.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["tenants", "create", ""], "must not be empty"),
+        (
+            ["upstreams", "add", "u", "--tenant", "no-such-tenant", "--dialect", "openai", "--base-url", "http://x/v1"],
+            "tenant 'no-such-tenant' not found",
+        ),
+        (["upstreams", "add", "u", "--platform", "--dialect", "openai", "--base-url", "ftp://x"], "http(s) URL"),
+        (
+            [
+                "upstreams",
+                "add",
+                "u",
+                "--platform",
+                "--dialect",
+                "openai",
+                "--base-url",
+                "http://x/v1",
+                "--api-key-env",
+                "RELAY_NO_SUCH_VAR",
+            ],
+            "RELAY_NO_SUCH_VAR is not set",
+        ),
+        (
+            [
+                "upstreams",
+                "add",
+                "u",
+                "--platform",
+                "--dialect",
+                "openai",
+                "--base-url",
+                "http://x/v1",
+                "--profile",
+                "[1",
+            ],
+            "--profile: not valid JSON",
+        ),
+        (
+            ["models", "add", "m", "--platform", "--upstream", "no-such-up", "--upstream-model", "x"],
+            "upstream 'no-such-up' not found",
+        ),
+        (["keys", "create", "--tenant", "no-such-tenant"], "not found"),
+        (["keys", "revoke", "sk-nothere"], "not found"),
+    ],
+)
+def test_errors_are_one_line_and_non_zero(stack, args, message):
+    result = relay(stack, *args)
+    assert result.returncode == 1
+    assert result.stderr.startswith("relay: error:") and message in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+def test_bad_alias_and_expiry_rejected(stack):
+    tenant = f"cli-k-{time.monotonic_ns()}"
+    ok(relay(stack, "tenants", "create", tenant))
+    r = relay(stack, "keys", "create", "--tenant", tenant, "--alias", "nomodel")
+    assert r.returncode == 1 and "PATTERN=MODEL" in r.stderr
+    r = relay(stack, "keys", "create", "--tenant", tenant, "--expires", "tomorrow")
+    assert r.returncode == 1 and "ISO 8601" in r.stderr
+
+
+def test_serve_on_the_embedded_default(tmp_path: Path):
+    """The README's first command, minus the install: a fresh directory, no services, no configuration."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
+    proc = subprocess.Popen(
+        [*RELAY, "serve", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, "relay serve did not come up"
+            time.sleep(0.1)
+        assert httpx.head(f"http://127.0.0.1:{port}/").status_code == 200  # Claude Code's pre-connect
+        assert httpx.get(f"http://127.0.0.1:{port}/readyz").json()["database"] == "ok"
+        r = httpx.post(f"http://127.0.0.1:{port}/v1/messages", json={})
+        assert r.status_code == 401 and r.json()["type"] == "error"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=20)
+    assert "password (shown once):" in out
+    assert (tmp_path / "relay.db").exists() and (tmp_path / ".relay-secret-key").exists()
+    assert oct((tmp_path / ".relay-secret-key").stat().st_mode & 0o777) == "0o600"
