@@ -1,0 +1,134 @@
+"""The real Claude Code CLI (npm `@anthropic-ai/claude-code`), headless, through Relay.
+
+Relay routes the model Claude Code asks for to a scripted fake upstream that first asks for a
+tool call (write a file) and then answers; the test checks the file and the final text.
+The CLI is installed from npm into `.cache/claude-code` on first use (about 6 s) and kept offline
+with `CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1` (shared/reference/claude-code-wire.md §1).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from support import REQUIRE_SERVICES
+
+from gateway.testing.fake_upstream import Reply, ToolCall
+
+pytestmark = pytest.mark.claude_code
+CACHE = Path(__file__).resolve().parents[2] / ".cache" / "claude-code"
+CLAUDE_CODE_VERSION = os.environ.get("RELAY_TEST_CLAUDE_CODE_VERSION", "2.1.197")
+
+
+def claude_binary() -> Path:
+    binary = CACHE / "node_modules" / ".bin" / "claude"
+    if binary.exists():
+        return binary
+    npm = shutil.which("npm")
+    if npm is None:
+        message = "npm not installed: cannot install the Claude Code CLI"
+        if REQUIRE_SERVICES:
+            pytest.fail(message)
+        pytest.skip(message)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [
+            npm,
+            "install",
+            "--prefix",
+            str(CACHE),
+            "--no-audit",
+            "--no-fund",
+            f"@anthropic-ai/claude-code@{CLAUDE_CODE_VERSION}",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    return binary
+
+
+def run_claude(binary: Path, base_url: str, key: str, prompt: str, cwd: Path, home: Path, model: str) -> dict:
+    env = {
+        "HOME": str(home),
+        "PATH": os.environ["PATH"],
+        "ANTHROPIC_BASE_URL": base_url,
+        "ANTHROPIC_AUTH_TOKEN": key,
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        "DISABLE_TELEMETRY": "1",
+        "DISABLE_ERROR_REPORTING": "1",
+        "DISABLE_AUTOUPDATER": "1",
+        "CLAUDE_CODE_MAX_RETRIES": "0",
+    }
+    if os.geteuid() == 0:
+        env["IS_SANDBOX"] = "1"  # --dangerously-skip-permissions refuses root otherwise
+    proc = subprocess.run(
+        [
+            str(binary),
+            "-p",
+            prompt,
+            "--output-format",
+            "json",
+            "--max-turns",
+            "4",
+            "--dangerously-skip-permissions",
+            "--model",
+            model,
+        ],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.stdout.strip(), f"no output (exit {proc.returncode}): {proc.stderr[-2000:]}"
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("upstream_dialect", ["anthropic"])
+def test_claude_code_writes_a_file_through_relay(stack, fake, tmp_path, upstream_dialect):
+    binary = claude_binary()
+    seed = stack.seed
+    tenant = seed.tenant()
+    base = fake.url + ("/v1" if upstream_dialect == "openai" else "")
+    up = seed.upstream(tenant, base_url=base, dialect=upstream_dialect)
+    seed.model(tenant, up, "cc-model", upstream_model="scripted-upstream-model")
+    key = seed.key(tenant, aliases=[("claude-*", "cc-model")]).secret
+
+    work = tmp_path / "work"
+    work.mkdir()
+    target = work / "hello.txt"
+    fake.enqueue(
+        Reply(
+            tool_calls=[ToolCall(name="Write", arguments={"file_path": str(target), "content": "written via relay\n"})]
+        )
+    )
+    fake.set_default(Reply(text="The file hello.txt is written."))
+
+    result = run_claude(
+        binary,
+        stack.url,
+        key,
+        "Create hello.txt saying 'written via relay'.",
+        work,
+        tmp_path / "home",
+        "claude-sonnet-5",
+    )
+
+    assert result["is_error"] is False, result
+    assert result["result"] == "The file hello.txt is written."
+    assert target.read_text() == "written via relay\n"
+    calls = [r for r in fake.requests if r.path.endswith("/messages") or r.path.endswith("/chat/completions")]
+    assert len(calls) >= 2
+    assert all(r.json["model"] == "scripted-upstream-model" for r in calls)
+    tool_turn = calls[1].json["messages"]
+    assert any(
+        isinstance(m.get("content"), list) and any(b.get("type") == "tool_result" for b in m["content"])
+        for m in tool_turn
+    ) or any(m.get("role") == "tool" for m in tool_turn)
+    rows = seed.usage_rows(tenant, expect=len(calls))
+    assert len(rows) >= len(calls) and all(r.status == 200 for r in rows)
