@@ -27,6 +27,7 @@ from gateway.passthrough import (
     rename_model_in_body,
 )
 from gateway.protocols.sse import SSEDecoder, SSEError, SSEEvent, encode_event
+from gateway.tokencount import count_anthropic_request
 from gateway.upstreams.client import Timeouts, UpstreamRequest, read_body, send
 from gateway.upstreams.errors import upstream_error
 from gateway.upstreams.headers import endpoint_url, forwarded_response_headers, upstream_headers
@@ -113,6 +114,32 @@ class Relay:
             return await self._answer_json(call, plan, resp, headers)
         headers["cache-control"] = "no-cache"
         return StreamReply(headers=headers, chunks=self._relay_stream(call, plan.make_tap(), resp))
+
+    async def count_tokens(self, call: Call) -> JSONReply:
+        """Anthropic upstreams count for themselves; for the others we count locally (never a fake 0)."""
+        headers = {"request-id": call.request_id}
+        route = call.route
+        if route.dialect is not Dialect.ANTHROPIC:
+            count = count_anthropic_request(call.body)
+            headers["content-type"] = "application/json"
+            return JSONReply(status=200, body=_encode({"input_tokens": count}), headers=headers)
+        body = {**call.body, "model": route.upstream_model}
+        request = UpstreamRequest(
+            url=endpoint_url(route.upstream, "count_tokens"),
+            headers=upstream_headers(route.upstream, call.headers, self._beta_defaults),
+            body=_encode(body),
+        )
+        resp = await send(self._http, request, self._timeouts_for(route))
+        try:
+            raw = await read_body(resp, 1024 * 1024)
+        except (aiohttp.ClientError, TimeoutError):
+            raise UpstreamUnavailable("upstream connection failed while counting tokens") from None
+        finally:
+            resp.release()
+        if resp.status >= 400:
+            raise upstream_error(resp.status, raw, resp.headers, secret=route.upstream.api_key)
+        headers["content-type"] = "application/json"
+        return JSONReply(status=200, body=raw, headers={**headers, **forwarded_response_headers(resp.headers)})
 
     def _timeouts_for(self, route: Route) -> Timeouts:
         t = route.upstream.timeout_s

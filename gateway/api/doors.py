@@ -18,15 +18,19 @@ from gateway.relay import Call, JSONReply
 from gateway.services import Services
 
 
-async def _handle(request: Request[Any, Any, Any], door: Dialect) -> Response[bytes] | Stream:
+async def _call(request: Request[Any, Any, Any], door: Dialect, *, count_tokens: bool = False) -> Call:
     services: Services = request.app.state.services
     request_id = "req_" + uuid.uuid4().hex
     request.state.request_id = request_id
     principal = await services.auth.authenticate(extract_key(request.headers))
-    body = parse_body(await request.body(), door)
+    body = parse_body(await request.body(), door, count_tokens=count_tokens)
     route = await services.router.resolve(principal, body["model"])
-    call = Call(request_id=request_id, principal=principal, route=route, door=door, body=body, headers=request.headers)
-    reply = await services.relay.call(call)
+    return Call(request_id=request_id, principal=principal, route=route, door=door, body=body, headers=request.headers)
+
+
+async def _handle(request: Request[Any, Any, Any], door: Dialect) -> Response[bytes] | Stream:
+    services: Services = request.app.state.services
+    reply = await services.relay.call(await _call(request, door))
     if isinstance(reply, JSONReply):
         return Response(reply.body, status_code=reply.status, headers=reply.headers, media_type="application/json")
     return Stream(reply.chunks, headers=reply.headers, media_type="text/event-stream")
@@ -42,4 +46,11 @@ async def openai_chat_completions(request: Request[Any, Any, Any]) -> Response[b
     return await _handle(request, Dialect.OPENAI)
 
 
-DOOR_HANDLERS = [anthropic_messages, openai_chat_completions]
+@post("/v1/messages/count_tokens", status_code=200)
+async def anthropic_count_tokens(request: Request[Any, Any, Any]) -> Response[bytes]:
+    services: Services = request.app.state.services
+    reply = await services.relay.count_tokens(await _call(request, Dialect.ANTHROPIC, count_tokens=True))
+    return Response(reply.body, status_code=reply.status, headers=reply.headers, media_type="application/json")
+
+
+DOOR_HANDLERS = [anthropic_messages, anthropic_count_tokens, openai_chat_completions]

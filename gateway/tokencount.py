@@ -1,0 +1,106 @@
+"""A local ``count_tokens`` for upstreams that have none (every OpenAI-dialect one).
+
+Counts an Anthropic Messages request with the o200k_base tokenizer over a canonical
+serialisation of system, messages (every block) and tools, plus per-message overhead, and adds a
+10 % margin: undercounting makes Claude Code believe it has room and then fail hard with
+"prompt is too long", overcounting only compacts a little early (conversion.md §10.1).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+import re
+from functools import lru_cache
+from typing import Any
+
+import msgspec
+import quicktok
+
+MESSAGE_OVERHEAD = 4
+IMAGE_TOKENS_MAX = 1600
+PDF_TOKENS_PER_PAGE = 1500
+MARGIN = 1.10
+_PDF_PAGE = re.compile(rb"/Type\s*/Page(?!s)")
+
+_encode = msgspec.json.Encoder(order="sorted").encode
+
+
+@lru_cache(maxsize=1)
+def _encoding() -> Any:
+    return quicktok.get_encoding("o200k_base")
+
+
+def count_text(text: str) -> int:
+    return int(_encoding().count(text)) if text else 0
+
+
+def count_anthropic_request(body: dict[str, Any]) -> int:
+    """Estimated input tokens of an Anthropic Messages request (system, messages, tools)."""
+    texts: list[str] = []
+    fixed = 0
+    system = body.get("system")
+    if isinstance(system, str):
+        texts.append(system)
+    elif isinstance(system, list):
+        fixed += _blocks(system, texts)
+    for message in body.get("messages") or []:
+        if not isinstance(message, dict):
+            continue
+        fixed += MESSAGE_OVERHEAD
+        content = message.get("content")
+        if isinstance(content, str):
+            texts.append(content)
+        elif isinstance(content, list):
+            fixed += _blocks(content, texts)
+    for tool in body.get("tools") or []:
+        if isinstance(tool, dict):
+            texts.append(str(tool.get("name", "")))
+            texts.append(str(tool.get("description", "")))
+            texts.append(_encode(tool.get("input_schema", {})).decode())
+    total = fixed + count_text("\n".join(texts))
+    return math.ceil(total * MARGIN) if total else 1
+
+
+def _blocks(blocks: list[Any], texts: list[str]) -> int:
+    """Append the text of each block; return the fixed cost of images and documents."""
+    fixed = 0
+    for block in blocks:
+        if not isinstance(block, dict):
+            continue
+        kind = block.get("type")
+        if kind == "text":
+            texts.append(str(block.get("text", "")))
+        elif kind == "thinking":
+            texts.append(str(block.get("thinking", "")))
+        elif kind == "tool_use":
+            texts.append(str(block.get("name", "")))
+            texts.append(_encode(block.get("input", {})).decode())
+        elif kind == "tool_result":
+            content = block.get("content")
+            if isinstance(content, str):
+                texts.append(content)
+            elif isinstance(content, list):
+                fixed += _blocks(content, texts)
+        elif kind == "image":
+            fixed += IMAGE_TOKENS_MAX
+        elif kind == "document":
+            fixed += _document_tokens(block.get("source"))
+    return fixed
+
+
+def _document_tokens(source: Any) -> int:
+    if not isinstance(source, dict):
+        return PDF_TOKENS_PER_PAGE
+    if source.get("type") == "text":
+        return count_text(str(source.get("data", "")))
+    data = source.get("data")
+    if source.get("type") == "base64" and isinstance(data, str):
+        try:
+            raw = base64.b64decode(data, validate=False)
+        except (binascii.Error, ValueError):
+            return PDF_TOKENS_PER_PAGE
+        pages = len(_PDF_PAGE.findall(raw))
+        return pages * PDF_TOKENS_PER_PAGE if pages > 0 else max(len(raw) // 3, PDF_TOKENS_PER_PAGE)
+    return PDF_TOKENS_PER_PAGE
