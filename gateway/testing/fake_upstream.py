@@ -304,12 +304,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9100)
     parser.add_argument("--model", action="append", dest="models", help="model id to list (repeatable)")
+    parser.add_argument("--chunks", type=int, default=4, help="stream chunks per answer")
+    parser.add_argument("--text", default=None, help="answer text (default: echo the prompt)")
+    parser.add_argument("--usage", default="20,16", help="INPUT,OUTPUT tokens reported")
     args = parser.parse_args(argv)
+    usage_in, _, usage_out = args.usage.partition(",")
 
     async def serve() -> None:
         fake = FakeUpstream(args.host, args.port)
         if args.models:
             fake.models = list(args.models)
+        fake.set_default(Reply(text=args.text, chunks=args.chunks, usage=(int(usage_in), int(usage_out))))
         await fake.astart()
         sys.stderr.write(f"fake upstream listening on {fake.url}\n")
         try:

@@ -1,0 +1,119 @@
+"""OpenAI chunk stream → Anthropic SSE (conversion.md §5): reader + writer, failing closed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import msgspec
+
+from gateway.convert.a_writer import AnthropicWriter, LateToolDelta
+from gateway.convert.events import Event, StreamFailure
+from gateway.convert.grammar import GrammarError
+from gateway.convert.o_fields import failure_from
+from gateway.convert.o_reader import OChunkReader
+from gateway.convert.types import ResponseHints
+from gateway.convert.usage import usage_from_openai
+from gateway.domain import Usage
+from gateway.protocols.openai import ChatChunk
+from gateway.protocols.sse import SSEEvent
+
+__all__ = ["OpenAIStreamToAnthropic"]
+
+_decoder = msgspec.json.Decoder(ChatChunk)
+
+
+class OpenAIStreamToAnthropic:
+    """Feed decoded upstream SSE events; send what comes back to the Anthropic client.
+
+    ``finish()`` at upstream EOF; ``fail()`` when the upstream connection broke; ``ping()`` on
+    upstream silence (§5.8). ``usage`` is the upstream's (or an estimate, flagged) at any time.
+    """
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        new_id: Callable[[str], str],
+        input_tokens_hint: int = 0,
+        hints: ResponseHints | None = None,
+    ) -> None:
+        hints = hints or ResponseHints()
+        self._reader = OChunkReader(hints)
+        self._writer = AnthropicWriter(model=model, new_id=new_id, input_tokens_hint=input_tokens_hint, hints=hints)
+        self._done = False
+
+    @property
+    def finished(self) -> bool:
+        return self._writer.finished
+
+    @property
+    def usage(self) -> Usage:
+        if self._writer.usage is not None:
+            return self._writer.usage
+        if self._reader.usage:
+            return usage_from_openai(self._reader.usage)
+        return self._writer.estimated_usage()
+
+    def feed(self, event: SSEEvent) -> list[SSEEvent]:
+        if self.finished:
+            return []
+        data = event.data.strip()
+        if not data:
+            return []
+        if data == "[DONE]":
+            self._done = True
+            return self._run(self._reader.end)
+        if event.event == "error":
+            return self._fail_with(self._error_payload(data))
+        try:
+            chunk = _decoder.decode(data)
+        except msgspec.ValidationError as exc:
+            return self.fail(f"upstream sent an invalid chunk: {exc}")
+        except msgspec.DecodeError:
+            if data.startswith(("{", "[")):
+                return self.fail("upstream sent a malformed chunk")
+            return []
+        return self.feed_chunk(chunk)
+
+    def feed_chunk(self, chunk: ChatChunk) -> list[SSEEvent]:
+        """Feed an already decoded chunk."""
+        if self.finished:
+            return []
+        return self._run(lambda: self._reader.read(chunk))
+
+    def finish(self) -> list[SSEEvent]:
+        """Upstream EOF: close normally after ``[DONE]`` or a finish_reason, else an error (§5.3)."""
+        if self.finished:
+            return []
+        if self._done or self._reader.saw_finish:
+            return self._run(self._reader.end)
+        return self.fail("upstream stream ended unexpectedly")
+
+    def fail(self, message: str, error_type: str = "api_error") -> list[SSEEvent]:
+        return self._fail_with(StreamFailure(error_type, message))
+
+    def ping(self) -> list[SSEEvent]:
+        return self._writer.ping()
+
+    def _run(self, produce: Callable[[], list[Event]]) -> list[SSEEvent]:
+        out = self._writer.start()
+        try:
+            for ev in produce():
+                out.extend(self._writer.apply(ev))
+        except StreamFailure as failure:
+            out.extend(self._fail_with(failure))
+        except (LateToolDelta, GrammarError) as exc:
+            out.extend(self._fail_with(StreamFailure("api_error", f"relay could not convert the stream: {exc}")))
+        return out
+
+    def _fail_with(self, failure: StreamFailure) -> list[SSEEvent]:
+        return self._writer.error(failure.error_type, failure.message)
+
+    @staticmethod
+    def _error_payload(data: str) -> StreamFailure:
+        try:
+            payload = msgspec.json.decode(data)
+        except msgspec.DecodeError:
+            return StreamFailure("api_error", data[:500])
+        error = payload.get("error", payload) if isinstance(payload, dict) else payload
+        return failure_from(error)
