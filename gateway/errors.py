@@ -22,6 +22,8 @@ ten times otherwise).
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "AuthenticationFailed",
     "Conflict",
@@ -110,6 +112,8 @@ class UpstreamError(GatewayError):
         super().__init__(message, headers=headers)
         self.status_code = status_code
         self.error_type = error_type
+        self.envelope: dict[str, Any] | None = None
+        """A complete error body in the door's dialect, when a converter already built one."""
 
 
 class UpstreamUnavailable(UpstreamError):

@@ -11,43 +11,12 @@ from typing import Any
 
 import msgspec
 
+from gateway.convert.usage import usage_from_anthropic, usage_from_openai, usage_to_anthropic
 from gateway.domain import Usage
 from gateway.protocols.sse import SSEEvent
 
 _decode = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode
-
-
-def anthropic_usage(u: Any, previous: Usage | None = None) -> Usage:
-    """Anthropic usage; ``message_delta`` carries cumulative counts that override ``message_start``'s."""
-    prev = previous or Usage()
-    if not isinstance(u, dict):
-        return prev
-    return Usage(
-        input_tokens=_int(u.get("input_tokens"), prev.input_tokens),
-        output_tokens=_int(u.get("output_tokens"), prev.output_tokens),
-        cache_read_tokens=_int(u.get("cache_read_input_tokens"), prev.cache_read_tokens),
-        cache_write_tokens=_int(u.get("cache_creation_input_tokens"), prev.cache_write_tokens),
-    )
-
-
-def openai_usage(u: Any) -> Usage:
-    """OpenAI usage, with cached prompt tokens split out of ``prompt_tokens`` (no double counting)."""
-    if not isinstance(u, dict):
-        return Usage()
-    details = u.get("prompt_tokens_details")
-    cached = _int(details.get("cached_tokens"), 0) if isinstance(details, dict) else 0
-    cached = cached or _int(u.get("prompt_cache_hit_tokens"), 0)  # DeepSeek's name for it
-    prompt = _int(u.get("prompt_tokens"), 0)
-    return Usage(
-        input_tokens=max(prompt - cached, 0),
-        output_tokens=_int(u.get("completion_tokens"), 0),
-        cache_read_tokens=cached,
-    )
-
-
-def _int(value: Any, default: int) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else default
 
 
 def rename_model_in_body(body: bytes, model: str) -> tuple[bytes, dict[str, Any]]:
@@ -81,10 +50,11 @@ class AnthropicPassthrough:
                 msg = doc.get("message")
                 if isinstance(msg, dict):
                     msg["model"] = self._model
-                    self.usage = anthropic_usage(msg.get("usage"), self.usage)
+                    self.usage = usage_from_anthropic(msg.get("usage"))
                 return [SSEEvent("message_start", _encode(doc).decode())]
-            if kind == "message_delta":
-                self.usage = anthropic_usage(doc.get("usage"), self.usage)
+            if kind == "message_delta" and isinstance(doc.get("usage"), dict):
+                # message_delta's counts are cumulative and override message_start's, field by field.
+                self.usage = usage_from_anthropic({**usage_to_anthropic(self.usage), **doc["usage"]})
             elif kind == "error":
                 self.finished = True
         elif kind == "message_stop":
@@ -124,7 +94,7 @@ class OpenAIPassthrough:
         if "model" in doc:
             doc["model"] = self._model
         if doc.get("usage"):
-            self.usage = openai_usage(doc["usage"])
+            self.usage = usage_from_openai(doc["usage"])
             if not self._wants_usage:
                 if not doc.get("choices"):
                     return []

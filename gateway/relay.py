@@ -9,23 +9,17 @@ byte, and usage is recorded however the call ends (including a client that goes 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import aiohttp
 import msgspec
 
 from gateway.domain import Dialect, Principal, Route, Usage
-from gateway.errors import GatewayError, UpstreamError, UpstreamUnavailable
+from gateway.errors import GatewayError, UpstreamUnavailable
 from gateway.metering import Meter, UsageRecord
-from gateway.passthrough import (
-    AnthropicPassthrough,
-    OpenAIPassthrough,
-    anthropic_usage,
-    openai_usage,
-    rename_model_in_body,
-)
+from gateway.plans import Plan, StreamTap, make_plan
 from gateway.protocols.sse import SSEDecoder, SSEError, SSEEvent, encode_event
 from gateway.tokencount import count_anthropic_request
 from gateway.upstreams.client import Timeouts, UpstreamRequest, read_body, send
@@ -34,15 +28,6 @@ from gateway.upstreams.headers import endpoint_url, forwarded_response_headers, 
 
 _encode = msgspec.json.Encoder().encode
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
-
-
-class StreamTap(Protocol):
-    usage: Usage
-    finished: bool
-
-    def feed(self, ev: SSEEvent) -> list[SSEEvent]: ...
-    def finish(self) -> list[SSEEvent]: ...
-    def fail(self, message: str, error_type: str = "api_error") -> list[SSEEvent]: ...
 
 
 @dataclass(slots=True)
@@ -75,16 +60,6 @@ class StreamReply:
     chunks: AsyncIterator[bytes]
 
 
-@dataclass(frozen=True, slots=True)
-class Plan:
-    """How one call talks to its upstream and turns the answer into the door's dialect."""
-
-    request: UpstreamRequest
-    make_tap: Callable[[], StreamTap]
-    answer_json: Callable[[bytes], tuple[bytes, Usage]]
-    notes: tuple[str, ...] = ()
-
-
 class Relay:
     def __init__(
         self,
@@ -99,21 +74,32 @@ class Relay:
         self._beta_defaults = beta_defaults
 
     async def call(self, call: Call) -> JSONReply | StreamReply:
-        plan = self._plan(call)
+        plan = make_plan(call.door, call.route, call.body, call.headers, self._beta_defaults)
         try:
             resp = await send(self._http, plan.request, self._timeouts_for(call.route))
         except GatewayError as exc:
             self._record(call, Usage(), exc.status_code, None, exc.code)
             raise
-        headers = {"request-id": call.request_id, **forwarded_response_headers(resp.headers)}
+        secret = call.route.upstream.api_key
+        headers = {"request-id": call.request_id, **forwarded_response_headers(resp.headers, secret=secret)}
         if plan.notes:
             headers["relay-conversion-notes"] = ",".join(plan.notes)
         if resp.status >= 400:
-            await self._raise_upstream_error(call, resp)
+            await self._raise_upstream_error(call, plan, resp)
         if not call.stream:
             return await self._answer_json(call, plan, resp, headers)
+        if resp.content_type != "text/event-stream":
+            await self._refuse_non_stream(call, resp)
         headers["cache-control"] = "no-cache"
         return StreamReply(headers=headers, chunks=self._relay_stream(call, plan.make_tap(), resp))
+
+    async def _refuse_non_stream(self, call: Call, resp: aiohttp.ClientResponse) -> None:
+        """A 200 that is not an event stream (an HTML page from a proxy) is a bad gateway, not a stream."""
+        kind = resp.content_type or "no content type"
+        resp.close()
+        err = UpstreamUnavailable(f"upstream answered a streaming request with {kind}, not an event stream")
+        self._record(call, Usage(), err.status_code, None, err.code)
+        raise err
 
     async def count_tokens(self, call: Call) -> JSONReply:
         """Anthropic upstreams count for themselves; for the others we count locally (never a fake 0)."""
@@ -139,7 +125,8 @@ class Relay:
         if resp.status >= 400:
             raise upstream_error(resp.status, raw, resp.headers, secret=route.upstream.api_key)
         headers["content-type"] = "application/json"
-        return JSONReply(status=200, body=raw, headers={**headers, **forwarded_response_headers(resp.headers)})
+        forwarded = forwarded_response_headers(resp.headers, secret=route.upstream.api_key)
+        return JSONReply(status=200, body=raw, headers={**headers, **forwarded})
 
     def _timeouts_for(self, route: Route) -> Timeouts:
         t = route.upstream.timeout_s
@@ -147,40 +134,14 @@ class Relay:
             return self._timeouts
         return Timeouts(connect_s=self._timeouts.connect_s, first_byte_s=t, idle_s=t, total_s=self._timeouts.total_s)
 
-    def _plan(self, call: Call) -> Plan:
-        route = call.route
-        if route.dialect is not call.door:
-            raise UpstreamUnavailable("conversion between dialects is not available yet")
-        body = dict(call.body)
-        body["model"] = route.upstream_model
-        request = UpstreamRequest(
-            url=endpoint_url(route.upstream, "messages" if route.dialect is Dialect.ANTHROPIC else "chat"),
-            headers=upstream_headers(route.upstream, call.headers, self._beta_defaults),
-            body=b"",
-        )
-        if call.door is Dialect.ANTHROPIC:
-            return Plan(
-                request=_with_body(request, body),
-                make_tap=lambda: AnthropicPassthrough(model=route.public_name),
-                answer_json=lambda raw: _rename(raw, route.public_name, anthropic_usage),
-            )
-        wants_usage = _wants_usage(body)
-        if call.stream and not wants_usage and route.profile.get("supports_stream_options", True):
-            body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
-        return Plan(
-            request=_with_body(request, body),
-            make_tap=lambda: OpenAIPassthrough(model=route.public_name, client_wants_usage=wants_usage),
-            answer_json=lambda raw: _rename(raw, route.public_name, openai_usage),
-        )
-
-    async def _raise_upstream_error(self, call: Call, resp: aiohttp.ClientResponse) -> None:
+    async def _raise_upstream_error(self, call: Call, plan: Plan, resp: aiohttp.ClientResponse) -> None:
         try:
             raw = await read_body(resp, 1024 * 1024)
         except (aiohttp.ClientError, TimeoutError, GatewayError):
             raw = b""
         finally:
             resp.release()
-        err: UpstreamError = upstream_error(resp.status, raw, resp.headers, secret=call.route.upstream.api_key)
+        err = plan.error(resp.status, raw, resp.headers)
         self._record(call, Usage(), err.status_code, None, err.code)
         raise err
 
@@ -191,13 +152,18 @@ class Relay:
             raw = await read_body(resp, MAX_RESPONSE_BYTES)
             body, usage = plan.answer_json(raw)
         except (aiohttp.ClientError, TimeoutError) as exc:
-            err = UpstreamUnavailable(f"upstream connection failed while reading the answer ({type(exc).__name__})")
+            err: GatewayError = UpstreamUnavailable(
+                f"upstream connection failed while reading the answer ({type(exc).__name__})"
+            )
             self._record(call, Usage(), err.status_code, None, err.code)
             raise err from None
         except (ValueError, msgspec.DecodeError):
             err = UpstreamUnavailable("upstream sent a response that is not valid JSON")
             self._record(call, Usage(), err.status_code, None, err.code)
             raise err from None
+        except GatewayError as exc:  # a converter found an error inside a 200 answer
+            self._record(call, Usage(), exc.status_code, None, exc.code)
+            raise
         finally:
             resp.release()
         self._record(call, usage, 200, None, None)
@@ -206,6 +172,7 @@ class Relay:
 
     async def _relay_stream(self, call: Call, tap: StreamTap, resp: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
         decoder = SSEDecoder()
+        secret = call.route.upstream.api_key.encode()
         deadline = call.started + self._timeouts.total_s
         ttft_ms: int | None = None
         error_code: str | None = None
@@ -216,7 +183,7 @@ class Relay:
                 if out:
                     if ttft_ms is None:
                         ttft_ms = _ms_since(call.started)
-                    yield b"".join(encode_event(e.data, e.event) for e in out)
+                    yield _scrubbed(_encode_all(out), secret)
                 if tap.finished:
                     break
                 if time.monotonic() > deadline:
@@ -226,7 +193,7 @@ class Relay:
             else:
                 tail = [e for ev in decoder.finish() for e in tap.feed(ev)] + tap.finish()
                 if tail:
-                    yield _encode_all(tail)
+                    yield _scrubbed(_encode_all(tail), secret)
             clean = error_code is None
         except (aiohttp.ClientError, TimeoutError, SSEError) as exc:
             error_code = "upstream_stream_error"
@@ -261,18 +228,9 @@ class Relay:
         )
 
 
-def _with_body(request: UpstreamRequest, body: dict[str, Any]) -> UpstreamRequest:
-    return UpstreamRequest(url=request.url, headers=request.headers, body=_encode(body))
-
-
-def _rename(raw: bytes, model: str, read_usage: Callable[[Any], Usage]) -> tuple[bytes, Usage]:
-    body, doc = rename_model_in_body(raw, model)
-    return body, read_usage(doc.get("usage"))
-
-
-def _wants_usage(body: dict[str, Any]) -> bool:
-    opts = body.get("stream_options")
-    return isinstance(opts, dict) and opts.get("include_usage") is True
+def _scrubbed(data: bytes, secret: bytes) -> bytes:
+    """Our upstream credential never reaches a client, even when an upstream echoes it mid-stream."""
+    return data.replace(secret, b"***") if len(secret) >= 4 and secret in data else data
 
 
 def _encode_all(events: list[SSEEvent]) -> bytes:

@@ -80,10 +80,19 @@ def gateway_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Re
         headers["x-should-retry"] = "true" if err.should_retry else "false"
     if request_id:
         headers["request-id"] = request_id
-    error_type = getattr(err, "error_type", None) if door is Dialect.ANTHROPIC else None
-    if error_type and error_type not in ANTHROPIC_TYPES.values() and error_type != "api_error":
-        error_type = None
-    body = error_body(door, status, err.message, error_type=error_type, request_id=request_id)
+    envelope = getattr(err, "envelope", None)
+    if envelope is not None:  # a converter already wrote the error in the door's dialect
+        if door is Dialect.ANTHROPIC and request_id:
+            envelope = {**envelope, "request_id": request_id}
+        body = _encode(envelope)
+    else:
+        # The upstream's own error type, unless the status was remapped (503 -> 529 must say overloaded_error).
+        error_type = (
+            getattr(err, "error_type", None) if door is Dialect.ANTHROPIC and status == err.status_code else None
+        )
+        if error_type and error_type not in ANTHROPIC_TYPES.values() and error_type != "api_error":
+            error_type = None
+        body = error_body(door, status, err.message, error_type=error_type, request_id=request_id)
     return Response(body, status_code=status, headers=headers, media_type="application/json")
 
 

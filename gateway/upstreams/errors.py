@@ -23,8 +23,10 @@ def upstream_error(status: int, body: bytes, headers: Mapping[str, str], *, secr
     message, error_type = _parse(body)
     if message is None:
         message = f"upstream returned HTTP {status}"
-    if secret and len(secret) >= 4:
+    scrub = bool(secret) and len(secret) >= 4
+    if scrub:
         message = message.replace(secret, "***")
+    forwarded = forwarded_response_headers(headers, secret=secret)
     if status in (401, 407):
         # Our own upstream credential was refused: a gateway configuration fault, not the client's.
         # A 401 would make Claude Code ask its user to log in again.
@@ -33,7 +35,7 @@ def upstream_error(status: int, body: bytes, headers: Mapping[str, str], *, secr
         message[:_MAX_MESSAGE],
         status_code=status if 400 <= status <= 599 else 502,
         error_type=error_type,
-        headers=forwarded_response_headers(headers),
+        headers=forwarded,
     )
 
 

@@ -41,11 +41,14 @@ def merge_betas(defaults: Iterable[str], client_value: str) -> str:
     return ",".join(seen)
 
 
-def forwarded_response_headers(headers: Mapping[str, str]) -> dict[str, str]:
+def forwarded_response_headers(headers: Mapping[str, str], *, secret: str = "") -> dict[str, str]:
+    """The upstream headers a client may see; any value echoing our upstream credential is dropped."""
+    scrub = len(secret) >= 4
     out: dict[str, str] = {}
     for name, value in headers.items():
         low = name.lower()
-        if low in FORWARDED_RESPONSE_HEADERS or low.startswith(FORWARDED_RESPONSE_PREFIXES):
+        wanted = low in FORWARDED_RESPONSE_HEADERS or low.startswith(FORWARDED_RESPONSE_PREFIXES)
+        if wanted and not (scrub and secret in value):
             out[low] = value
     return out
 

@@ -1,0 +1,201 @@
+"""How one call talks to its upstream: the request to send and how the answer comes back to the door.
+
+Pure: no I/O. Same dialect → passthrough (the client's body with the model changed and, for
+Anthropic, the history sanitised losslessly). Other dialect → ``gateway.convert``. Either way the
+result is a ``Plan`` with the same four parts, so ``gateway.relay`` has one code path.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import msgspec
+
+from gateway.convert import (
+    AnthropicStreamToOpenAI,
+    CapabilityProfile,
+    OpenAIStreamToAnthropic,
+    anthropic_error_to_openai,
+    anthropic_request_to_openai,
+    anthropic_response_to_openai,
+    enable_thinking,
+    error_should_retry,
+    openai_error_to_anthropic,
+    openai_request_to_anthropic,
+    openai_response_to_anthropic,
+    sanitize_anthropic_body,
+    usage_from_anthropic,
+    usage_from_openai,
+)
+from gateway.domain import Dialect, Route, Usage
+from gateway.errors import UpstreamError
+from gateway.passthrough import AnthropicPassthrough, OpenAIPassthrough, rename_model_in_body
+from gateway.protocols.sse import SSEEvent
+from gateway.tokencount import count_anthropic_request
+from gateway.upstreams.client import UpstreamRequest
+from gateway.upstreams.errors import upstream_error
+from gateway.upstreams.headers import endpoint_url, forwarded_response_headers, upstream_headers
+
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder().decode
+THINKING_BUDGET = 10_000
+"""Budget of extended thinking turned on by a ``-thinking`` model name."""
+
+
+class StreamTap(Protocol):
+    @property
+    def usage(self) -> Usage: ...
+    @property
+    def finished(self) -> bool: ...
+    def feed(self, ev: SSEEvent) -> list[SSEEvent]: ...
+    def finish(self) -> list[SSEEvent]: ...
+    def fail(self, message: str, error_type: str = "api_error") -> list[SSEEvent]: ...
+
+
+ErrorMaker = Callable[[int, bytes, Mapping[str, str]], UpstreamError]
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    request: UpstreamRequest
+    make_tap: Callable[[], StreamTap]
+    answer_json: Callable[[bytes], tuple[bytes, Usage]]
+    error: ErrorMaker
+    notes: tuple[str, ...] = ()
+
+
+def new_id(prefix: str) -> str:
+    return prefix + secrets.token_hex(12)
+
+
+def make_plan(
+    door: Dialect, route: Route, body: dict[str, Any], client_headers: Mapping[str, str], beta_defaults: tuple[str, ...]
+) -> Plan:
+    if route.thinking:
+        body = enable_thinking(body, dialect=door, budget=THINKING_BUDGET)
+    endpoint = "messages" if route.dialect is Dialect.ANTHROPIC else "chat"
+    url = endpoint_url(route.upstream, endpoint)
+    headers = upstream_headers(route.upstream, client_headers, beta_defaults)
+    secret = route.upstream.api_key
+    if door is route.dialect:
+        return _passthrough(door, route, body, url, headers, secret)
+    profile = CapabilityProfile.for_dialect(route.dialect, route.profile)
+    if door is Dialect.ANTHROPIC:
+        return _anthropic_to_openai(route, body, url, headers, profile, secret)
+    return _openai_to_anthropic(route, body, url, headers, profile, secret)
+
+
+def _passthrough(
+    door: Dialect, route: Route, body: dict[str, Any], url: str, headers: dict[str, str], secret: str
+) -> Plan:
+    public = route.public_name
+    notes: list[str] = []
+    if door is Dialect.ANTHROPIC:
+        body, notes = sanitize_anthropic_body(body)
+        body["model"] = route.upstream_model
+        return Plan(
+            request=UpstreamRequest(url, headers, _encode(body)),
+            make_tap=lambda: AnthropicPassthrough(model=public),
+            answer_json=lambda raw: _renamed(raw, public, usage_from_anthropic),
+            error=lambda status, raw, h: upstream_error(status, raw, h, secret=secret),
+            notes=tuple(notes),
+        )
+    body = {**body, "model": route.upstream_model}
+    wants_usage = client_wants_usage(body)
+    if body.get("stream") is True and not wants_usage and route.profile.get("supports_stream_options", True):
+        body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+    return Plan(
+        request=UpstreamRequest(url, headers, _encode(body)),
+        make_tap=lambda: OpenAIPassthrough(model=public, client_wants_usage=wants_usage),
+        answer_json=lambda raw: _renamed(raw, public, usage_from_openai),
+        error=lambda status, raw, h: upstream_error(status, raw, h, secret=secret),
+    )
+
+
+def _anthropic_to_openai(
+    route: Route, body: dict[str, Any], url: str, headers: dict[str, str], profile: CapabilityProfile, secret: str
+) -> Plan:
+    converted = anthropic_request_to_openai(body, upstream_model=route.upstream_model, profile=profile)
+    hints = converted.hints
+    public = route.public_name
+    hint = count_anthropic_request(body) if body.get("stream") is True else 0
+
+    def answer(raw: bytes) -> tuple[bytes, Usage]:
+        doc = _object(raw)
+        out = openai_response_to_anthropic(doc, model=public, new_id=new_id, hints=hints)
+        return _encode(out), usage_from_openai(doc.get("usage"))
+
+    return Plan(
+        request=UpstreamRequest(url, headers, _encode(converted.body)),
+        make_tap=lambda: OpenAIStreamToAnthropic(model=public, new_id=new_id, input_tokens_hint=hint, hints=hints),
+        answer_json=answer,
+        error=_converted_error(openai_error_to_anthropic, secret),
+        notes=converted.notes,
+    )
+
+
+def _openai_to_anthropic(
+    route: Route, body: dict[str, Any], url: str, headers: dict[str, str], profile: CapabilityProfile, secret: str
+) -> Plan:
+    converted = openai_request_to_anthropic(body, upstream_model=route.upstream_model, profile=profile)
+    hints = converted.hints
+    public = route.public_name
+    wants_usage = client_wants_usage(body)
+    created = int(time.time())
+
+    def answer(raw: bytes) -> tuple[bytes, Usage]:
+        doc = _object(raw)
+        out = anthropic_response_to_openai(doc, model=public, new_id=new_id, created=created, hints=hints)
+        return _encode(out), usage_from_anthropic(doc.get("usage"))
+
+    return Plan(
+        request=UpstreamRequest(url, headers, _encode(converted.body)),
+        make_tap=lambda: AnthropicStreamToOpenAI(
+            model=public, new_id=new_id, created=created, include_usage=wants_usage, hints=hints
+        ),
+        answer_json=answer,
+        error=_converted_error(anthropic_error_to_openai, secret),
+        notes=converted.notes,
+    )
+
+
+def _converted_error(convert: Callable[[int, bytes], tuple[int, dict[str, Any]]], secret: str) -> ErrorMaker:
+    def make(status: int, raw: bytes, headers: Mapping[str, str]) -> UpstreamError:
+        new_status, envelope = convert(status, raw)
+        err = envelope.get("error") or {}
+        message = str(err.get("message") or f"upstream returned HTTP {status}")
+        if secret and len(secret) >= 4:
+            message = message.replace(secret, "***")
+            err = {**err, "message": message}
+        error = UpstreamError(
+            message,
+            status_code=new_status,
+            error_type=err.get("type"),
+            headers=forwarded_response_headers(headers, secret=secret),
+        )
+        error.envelope = {**envelope, "error": err}
+        error.should_retry = error_should_retry(new_status, envelope)
+        return error
+
+    return make
+
+
+def client_wants_usage(body: Mapping[str, Any]) -> bool:
+    opts = body.get("stream_options")
+    return isinstance(opts, dict) and opts.get("include_usage") is True
+
+
+def _object(raw: bytes) -> dict[str, Any]:
+    doc = _decode(raw)
+    if not isinstance(doc, dict):
+        raise ValueError("response is not a JSON object")
+    return doc
+
+
+def _renamed(raw: bytes, model: str, read_usage: Callable[[Any], Usage]) -> tuple[bytes, Usage]:
+    body, doc = rename_model_in_body(raw, model)
+    return body, read_usage(doc.get("usage"))
