@@ -6,6 +6,8 @@ so fields we don't know survive untouched.
 
 from __future__ import annotations
 
+import json
+import math
 from typing import Any
 
 import msgspec
@@ -22,6 +24,8 @@ def parse_body(raw: bytes, door: Dialect, *, count_tokens: bool = False) -> dict
         raise InvalidRequest("request body is empty; send a JSON object")
     try:
         body = _decode(raw)
+    except msgspec.ValidationError:  # valid JSON holding a number no machine type can (1e309, 5000 digits)
+        raise InvalidRequest(_out_of_range_message(raw)) from None
     except msgspec.DecodeError as exc:
         raise InvalidRequest(f"request body is not valid JSON: {exc}") from None
     except (RecursionError, ValueError):
@@ -61,3 +65,37 @@ def _check_max_tokens(body: dict[str, Any], name: str, *, required: bool) -> Non
         raise InvalidRequest(f"{name}: must be an integer")
     if not 1 <= value <= MAX_TOKENS_CEILING:
         raise InvalidRequest(f"{name}: must be between 1 and {MAX_TOKENS_CEILING}")
+
+
+class _OutOfRange:
+    pass
+
+
+def _out_of_range_message(raw: bytes) -> str:
+    """Name the field holding the out-of-range number (msgspec says only ``$[...]``); error path only."""
+    marker = _OutOfRange()
+
+    def parse_int(text: str) -> int | _OutOfRange:
+        if len(text) > 20:  # beyond any int64/uint64, and below Python's int-string limit
+            return marker
+        value = int(text)
+        return value if -(2**63) <= value < 2**64 else marker
+
+    def parse_float(text: str) -> float | _OutOfRange:
+        value = float(text)
+        return marker if math.isinf(value) else value
+
+    try:
+        doc = json.loads(raw, parse_int=parse_int, parse_float=parse_float)
+    except (ValueError, RecursionError):
+        doc = None
+    stack: list[tuple[str, Any]] = [("", doc)]
+    while stack:
+        path, value = stack.pop()
+        if value is marker:
+            return f"{path or 'body'}: number out of range"
+        if isinstance(value, dict):
+            stack.extend((f"{path}.{k}" if path else str(k), v) for k, v in reversed(value.items()))
+        elif isinstance(value, list):
+            stack.extend((f"{path}[{i}]", v) for i, v in reversed(list(enumerate(value))))
+    return "request body holds a number out of range"
