@@ -7,7 +7,6 @@ See ``reference/conversion.md`` for the rules each function implements.
 from __future__ import annotations
 
 from gateway.convert.errors import anthropic_error_to_openai, error_should_retry, openai_error_to_anthropic
-from gateway.convert.estimate import estimate_input_tokens
 from gateway.convert.grammar import AnthropicGrammar, GrammarError, OpenAIGrammar
 from gateway.convert.profile import CapabilityProfile
 from gateway.convert.requests_a2o import anthropic_request_to_openai
@@ -35,7 +34,6 @@ __all__ = [
     "anthropic_response_to_openai",
     "enable_thinking",
     "error_should_retry",
-    "estimate_input_tokens",
     "openai_error_to_anthropic",
     "openai_request_to_anthropic",
     "openai_response_to_anthropic",

@@ -89,7 +89,7 @@ def run_claude(binary: Path, base_url: str, key: str, prompt: str, cwd: Path, ho
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("upstream_dialect", ["anthropic"])
+@pytest.mark.parametrize("upstream_dialect", ["openai", "anthropic"])
 def test_claude_code_writes_a_file_through_relay(stack, fake, tmp_path, upstream_dialect):
     binary = claude_binary()
     seed = stack.seed

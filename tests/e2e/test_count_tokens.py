@@ -66,3 +66,13 @@ def test_missing_messages_is_a_400(world):
     r = httpx.post(world.url + "/v1/messages/count_tokens", headers={"x-api-key": world.key}, json={"model": "my-gpt"})
     assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_request_error"
     assert "messages" in r.json()["error"]["message"]
+
+
+def test_edge_10_and_12_local_count_is_conservative_and_images_are_fixed_cost():
+    """§11.10/§11.12: never undercount text; base64 bulk is not counted as text."""
+    english = {"messages": [{"role": "user", "content": "word " * 4000}]}
+    assert 4000 <= count_anthropic_request(english) <= 5000
+    cjk = {"messages": [{"role": "user", "content": "汉字" * 2000}]}
+    assert count_anthropic_request(cjk) >= 2000
+    image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "A" * 2_000_000}}
+    assert 1600 <= count_anthropic_request({"messages": [{"role": "user", "content": [image]}]}) < 1800

@@ -49,26 +49,3 @@ def test_usage_from_anthropic_and_back() -> None:
     }
     assert usage_from_openai(usage_to_openai(usage)) == usage
     assert usage_from_anthropic(None) == Usage()
-
-
-def test_edge_10_and_12_input_token_estimate_is_conservative_and_ignores_base64_bulk() -> None:
-    from gateway.convert import estimate_input_tokens
-
-    english = {"messages": [{"role": "user", "content": "word " * 4000}]}  # ~4000 real tokens
-    assert 4000 <= estimate_input_tokens(english) <= 7000
-    cjk = {"messages": [{"role": "user", "content": "汉字" * 2000}]}  # ~4000 real tokens
-    assert estimate_input_tokens(cjk) >= 3000
-    image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "A" * 2_000_000}}
-    with_image = {"messages": [{"role": "user", "content": [image]}]}
-    assert 1600 <= estimate_input_tokens(with_image) < 2000
-    o_image = {
-        "messages": [
-            {
-                "role": "user",
-                "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64," + "A" * 99999}}],
-            }
-        ]
-    }
-    assert estimate_input_tokens(o_image) < 2000
-    tools = {"messages": [], "tools": [{"name": "t", "input_schema": {"description": "x" * 3500}}]}
-    assert estimate_input_tokens(tools) >= 1000
