@@ -8,6 +8,7 @@ byte, and usage is recorded however the call ends (including a client that goes 
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ import msgspec
 
 from gateway.domain import Dialect, Principal, Route, Usage
 from gateway.errors import GatewayError, UpstreamUnavailable
-from gateway.metering import Meter, UsageRecord
+from gateway.metering import Meter, UsageRecord, request_log_line
 from gateway.plans import Plan, StreamTap, make_plan
 from gateway.protocols.sse import SSEDecoder, SSEError, SSEEvent, encode_event
 from gateway.tokencount import count_anthropic_request
@@ -27,6 +28,7 @@ from gateway.upstreams.errors import upstream_error
 from gateway.upstreams.headers import endpoint_url, forwarded_response_headers, upstream_headers
 
 _encode = msgspec.json.Encoder().encode
+log = logging.getLogger("relay.request")
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 
 
@@ -41,6 +43,8 @@ class Call:
     body: dict[str, Any]
     headers: Mapping[str, str]
     started: float = field(default_factory=time.monotonic)
+    notes: tuple[str, ...] = ()
+    """Conversion notes: what translation dropped or changed (also sent as ``relay-conversion-notes``)."""
 
     @property
     def stream(self) -> bool:
@@ -75,6 +79,7 @@ class Relay:
 
     async def call(self, call: Call) -> JSONReply | StreamReply:
         plan = make_plan(call.door, call.route, call.body, call.headers, self._beta_defaults)
+        call.notes = plan.notes
         try:
             resp = await send(self._http, plan.request, self._timeouts_for(call.route))
         except GatewayError as exc:
@@ -208,24 +213,25 @@ class Relay:
 
     def _record(self, call: Call, usage: Usage, status: int, ttft_ms: int | None, error_code: str | None) -> None:
         route = call.route
-        self._meter.record(
-            UsageRecord(
-                request_id=call.request_id,
-                tenant_id=call.principal.tenant_id,
-                key_id=call.principal.key_id,
-                model=route.public_name,
-                upstream_id=route.upstream.id,
-                door_dialect=call.door.value,
-                upstream_dialect=route.dialect.value,
-                stream=call.stream,
-                usage=usage,
-                cost_micro_usd=route.price.cost_micro_usd(usage),
-                status=status,
-                latency_ms=_ms_since(call.started),
-                ttft_ms=ttft_ms,
-                error_code=error_code,
-            )
+        rec = UsageRecord(
+            request_id=call.request_id,
+            tenant_id=call.principal.tenant_id,
+            key_id=call.principal.key_id,
+            model=route.public_name,
+            upstream_id=route.upstream.id,
+            door_dialect=call.door.value,
+            upstream_dialect=route.dialect.value,
+            stream=call.stream,
+            usage=usage,
+            cost_micro_usd=route.price.cost_micro_usd(usage),
+            status=status,
+            latency_ms=_ms_since(call.started),
+            ttft_ms=ttft_ms,
+            error_code=error_code,
         )
+        self._meter.record(rec)
+        if log.isEnabledFor(logging.INFO):
+            log.info("%s", request_log_line(rec, call.principal.prefix, call.notes))
 
 
 def _scrubbed(data: bytes, secret: bytes) -> bytes:

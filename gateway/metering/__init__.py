@@ -4,9 +4,9 @@
 record to the ``Ledger``, which writes batches to the database off the response path.
 """
 
-from gateway.metering.base import Meter, UsageRecord
+from gateway.metering.base import Meter, UsageRecord, request_log_line
 from gateway.metering.ledger import Ledger
 from gateway.metering.memory import MemoryMeter
 from gateway.metering.redis import RedisMeter
 
-__all__ = ["Ledger", "MemoryMeter", "Meter", "RedisMeter", "UsageRecord"]
+__all__ = ["Ledger", "MemoryMeter", "Meter", "RedisMeter", "UsageRecord", "request_log_line"]

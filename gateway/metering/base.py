@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
+import msgspec
+
 from gateway.domain import Usage
 
 
@@ -40,3 +42,31 @@ class Meter(Protocol):
     async def flush(self) -> None:
         """Wait until every record taken so far is written (tests, shutdown)."""
         ...
+
+
+def request_log_line(rec: UsageRecord, key_prefix: str, notes: tuple[str, ...] = ()) -> str:
+    """One structured (JSON) line per request: ids, tokens, cost, timings. Never a secret or a prompt."""
+    u = rec.usage
+    doc: dict[str, object] = {
+        "event": "request",
+        "request_id": rec.request_id,
+        "tenant_id": rec.tenant_id,
+        "key": key_prefix,
+        "model": rec.model,
+        "door": rec.door_dialect,
+        "upstream_dialect": rec.upstream_dialect,
+        "stream": rec.stream,
+        "status": rec.status,
+        "error": rec.error_code,
+        "input_tokens": u.input_tokens,
+        "output_tokens": u.output_tokens,
+        "cache_read_tokens": u.cache_read_tokens,
+        "cache_write_tokens": u.cache_write_tokens,
+        "estimated": u.estimated,
+        "cost_micro_usd": rec.cost_micro_usd,
+        "latency_ms": rec.latency_ms,
+        "ttft_ms": rec.ttft_ms,
+    }
+    if notes:
+        doc["conversion_notes"] = list(notes)
+    return msgspec.json.encode(doc).decode()
