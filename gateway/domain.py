@@ -101,3 +101,16 @@ class Route:
     @property
     def dialect(self) -> Dialect:
         return self.upstream.dialect
+
+
+def merge_profile(
+    upstream_profile: dict[str, Any], model_profile: dict[str, Any], max_output_tokens: int | None = None
+) -> dict[str, Any]:
+    """Capability-profile overrides of a model: its upstream's keys, then its own (model keys win).
+
+    A model's ``max_output_tokens`` column is its output cap unless the model profile sets one.
+    """
+    merged = {**upstream_profile, **model_profile}
+    if max_output_tokens and "max_output_tokens" not in model_profile:
+        merged["max_output_tokens"] = max_output_tokens
+    return merged

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.db.tables import ModelRow, UpstreamRow
-from gateway.domain import Dialect, Price, Principal, Route, Upstream
+from gateway.domain import Dialect, Price, Principal, Route, Upstream, merge_profile
 from gateway.errors import NotFound, PermissionDenied
 from gateway.security import SecretBox, upstream_secret_context
 
@@ -131,7 +131,7 @@ def _route(model: ModelRow, upstream: Upstream) -> Route:
         upstream=upstream,
         upstream_model=model.upstream_model,
         price=Price(model.input_price, model.output_price, model.cache_read_price, model.cache_write_price),
-        profile={**upstream.profile, **(model.profile or {})},
+        profile=merge_profile(upstream.profile, model.profile or {}, model.max_output_tokens),
         max_output_tokens=model.max_output_tokens,
         context_window=model.context_window,
         fallbacks=tuple(model.fallbacks or ()),

@@ -185,6 +185,29 @@ async def models_list(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def models_show(args: argparse.Namespace, settings: Settings) -> int:
+    async with _session(settings) as session:
+        model, up = await upstreams.get_model(session, args.name, tenant=await _tenant_or_platform(session, args))
+    doc = {
+        "name": model.name,
+        "upstream": {"name": up.name, "dialect": up.dialect, "base_url": up.base_url},
+        "upstream_model": model.upstream_model,
+        "prices_usd_per_mtok": {
+            "input": model.input_price,
+            "output": model.output_price,
+            "cache_read": model.cache_read_price,
+            "cache_write": model.cache_write_price,
+        },
+        "context_window": model.context_window,
+        "max_output_tokens": model.max_output_tokens,
+        "fallbacks": model.fallbacks,
+        "profile_overrides": {"upstream": up.profile, "model": model.profile},
+        "profile": upstreams.effective_profile(up, model.profile, model.max_output_tokens).to_dict(),
+    }
+    print(json.dumps(doc, indent=2))
+    return 0
+
+
 def _parse_expiry(value: str | None) -> datetime | None:
     if not value:
         return None

@@ -12,8 +12,9 @@ from urllib.parse import urlsplit
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.convert import CapabilityProfile
 from gateway.db.tables import ModelRow, Tenant, UpstreamRow
-from gateway.domain import Dialect
+from gateway.domain import Dialect, merge_profile
 from gateway.errors import Conflict, InvalidRequest, NotFound
 from gateway.manage.tenants import audit
 from gateway.security import SecretBox, upstream_secret_context
@@ -53,6 +54,7 @@ async def add_upstream(
     name = name.strip()
     if not name:
         raise InvalidRequest("upstream name must not be empty")
+    CapabilityProfile.for_dialect(dialect, profile)  # refuses unknown keys and wrong types, naming them
     if await session.scalar(
         sa.select(UpstreamRow.id).where(UpstreamRow.name == name, _scope(UpstreamRow.tenant_id, tenant))
     ):
@@ -113,6 +115,7 @@ async def add_model(
     ):
         if price < 0:
             raise InvalidRequest(f"{label} price must not be negative")
+    effective_profile(upstream, profile, max_output_tokens)  # validated against the upstream's dialect
     if await session.scalar(sa.select(ModelRow.id).where(ModelRow.name == name, _scope(ModelRow.tenant_id, tenant))):
         raise Conflict(f"model {name!r} already exists")
     row = ModelRow(
@@ -143,3 +146,24 @@ async def list_models(session: AsyncSession, *, tenant: Tenant | None) -> list[t
         .order_by(ModelRow.name)
     )
     return [(m, u) for m, u in rows.all()]
+
+
+def effective_profile(
+    upstream: UpstreamRow, model_profile: dict[str, Any] | None = None, max_output_tokens: int | None = None
+) -> CapabilityProfile:
+    """The capability profile the converter uses: dialect defaults, then upstream keys, then model keys."""
+    overrides = merge_profile(upstream.profile or {}, model_profile or {}, max_output_tokens)
+    return CapabilityProfile.for_dialect(upstream.dialect, overrides)
+
+
+async def get_model(session: AsyncSession, name: str, *, tenant: Tenant | None) -> tuple[ModelRow, UpstreamRow]:
+    row = (
+        await session.execute(
+            sa.select(ModelRow, UpstreamRow)
+            .join(UpstreamRow, ModelRow.upstream_id == UpstreamRow.id)
+            .where(ModelRow.name == name, _scope(ModelRow.tenant_id, tenant))
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"model {name!r} not found")
+    return row[0], row[1]

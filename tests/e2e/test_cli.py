@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -275,3 +276,89 @@ def test_serve_on_the_embedded_default(tmp_path: Path):
     assert "password (shown once):" in out
     assert (tmp_path / "relay.db").exists() and (tmp_path / ".relay-secret-key").exists()
     assert oct((tmp_path / ".relay-secret-key").stat().st_mode & 0o777) == "0o600"
+
+
+def test_capability_profile_from_the_cli(stack, fake):
+    tenant = f"cli-p-{time.monotonic_ns()}"
+    ok(relay(stack, "tenants", "create", tenant))
+    ok(
+        relay(
+            stack,
+            "upstreams",
+            "add",
+            "ds",
+            "--tenant",
+            tenant,
+            "--dialect",
+            "openai",
+            "--base-url",
+            fake.url + "/v1",
+            "--profile",
+            '{"reasoning_dialect": "deepseek", "supports_top_k": true}',
+        )
+    )
+    ok(
+        relay(
+            stack,
+            "models",
+            "add",
+            "ds-chat",
+            "--tenant",
+            tenant,
+            "--upstream",
+            "ds",
+            "--upstream-model",
+            "x",
+            "--max-output-tokens",
+            "8192",
+            "--profile",
+            '{"supports_top_k": false}',
+        )
+    )
+    shown = json.loads(ok(relay(stack, "models", "show", "ds-chat", "--tenant", tenant)))
+    assert shown["profile"]["reasoning_dialect"] == "deepseek"  # from the upstream
+    assert shown["profile"]["supports_top_k"] is False  # the model's key wins
+    assert shown["profile"]["max_output_tokens"] == 8192
+    assert shown["upstream"]["dialect"] == "openai" and "api_key" not in json.dumps(shown)
+    bad = relay(
+        stack,
+        "upstreams",
+        "add",
+        "bad",
+        "--tenant",
+        tenant,
+        "--dialect",
+        "openai",
+        "--base-url",
+        fake.url + "/v1",
+        "--profile",
+        '{"no_such_key": 1}',
+    )
+    assert bad.returncode == 1 and "no_such_key" in bad.stderr
+    bad = relay(
+        stack,
+        "models",
+        "add",
+        "bad",
+        "--tenant",
+        tenant,
+        "--upstream",
+        "ds",
+        "--upstream-model",
+        "x",
+        "--profile",
+        '{"supports_top_k": "yes"}',
+    )
+    assert bad.returncode == 1 and "supports_top_k" in bad.stderr
+
+    # The converter reads it: max_tokens is clamped to the model's cap, and the client is told.
+    key = ok(relay(stack, "keys", "create", "--tenant", tenant, "--allow-custom-models")).strip().splitlines()[-1]
+    r = httpx.post(
+        stack.url + "/v1/messages",
+        headers={"x-api-key": key},
+        json={"model": "ds-chat", "max_tokens": 64000, "messages": [{"role": "user", "content": "x"}]},
+    )
+    assert r.status_code == 200, r.text
+    sent = fake.requests[-1].json
+    assert sent.get("max_tokens", sent.get("max_completion_tokens")) == 8192
+    assert "max_tokens_clamped" in r.headers["relay-conversion-notes"]
