@@ -1,4 +1,4 @@
-"""RELAY_ROOT_PATH: everything served under a prefix, as seed platforms publish `http://host:port/claude_api`."""
+"""Gateway-wide settings seen end to end: RELAY_ROOT_PATH and RELAY_ANTHROPIC_BETA_DEFAULTS."""
 
 from __future__ import annotations
 
@@ -43,3 +43,31 @@ def test_both_doors_under_the_prefix(prefixed, fake):
     # Outside the prefix nothing is served, and the 404 is still a JSON error.
     r = httpx.post(prefixed.url.removesuffix("/claude_api") + "/v1/messages", headers={"x-api-key": key}, json={})
     assert r.status_code == 404 and r.json()["type"] == "error"
+
+
+@pytest.fixture
+def with_beta_defaults(stack):
+    server = GatewayServer(
+        replace(stack.settings, anthropic_beta_defaults=("prompt-caching-2024-07-31", "ops-x"))
+    ).start()
+    yield server
+    server.stop()
+
+
+def test_operator_beta_defaults_merge_with_the_clients_and_skip_openai_upstreams(with_beta_defaults, fake):
+    seed = Seeder(with_beta_defaults.settings)
+    tenant = seed.tenant()
+    seed.model(tenant, seed.upstream(tenant, base_url=fake.url, dialect="anthropic"), "beta-claude")
+    seed.model(tenant, seed.upstream(tenant, base_url=fake.url + "/v1", dialect="openai"), "beta-gpt")
+    key = seed.key(tenant).secret
+    headers = {"x-api-key": key, "anthropic-beta": "ops-x, interleaved-thinking-2025-05-14,ops-x"}
+    body = {"max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
+    r = httpx.post(with_beta_defaults.url + "/v1/messages", headers=headers, json={"model": "beta-claude", **body})
+    assert r.status_code == 200, r.text
+    assert fake.requests[-1].headers["anthropic-beta"] == (
+        "prompt-caching-2024-07-31,ops-x,interleaved-thinking-2025-05-14"
+    )
+    r = httpx.post(with_beta_defaults.url + "/v1/messages", headers=headers, json={"model": "beta-gpt", **body})
+    assert r.status_code == 200, r.text
+    assert "anthropic-beta" not in fake.requests[-1].headers
+    assert "anthropic-version" not in fake.requests[-1].headers
