@@ -13,7 +13,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.db.tables import ApiKey
-from gateway.domain import Principal
+from gateway.domain import Principal, claude_code_aliases
 from gateway.errors import AuthenticationFailed
 from gateway.security import derive_key, digest_api_key, looks_like_api_key
 
@@ -108,6 +108,7 @@ class Authenticator:
             prefix=row.prefix,
             allow_custom_models=row.allow_custom_models,
             allowed_models=tuple(row.allowed_models or ()),
-            aliases=tuple((a[0], a[1]) for a in row.aliases or ()),
+            # Explicit aliases first (the key owner's precise intent), then the Claude Code profile.
+            aliases=tuple((a[0], a[1]) for a in row.aliases or ()) + claude_code_aliases(row.claude_code_profile or {}),
             expires_at=row.expires_at,
         )

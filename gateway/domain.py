@@ -53,6 +53,24 @@ class Price:
         )
 
 
+CLAUDE_CODE_FAMILIES = ("opus", "sonnet", "haiku")
+
+
+def claude_code_aliases(profile: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    """Alias rules for a key's Claude Code profile: every model id Claude Code sends for a family.
+
+    Claude Code names its models ``claude-opus-4-8``, ``claude-sonnet-5``,
+    ``claude-haiku-4-5-20251001`` and so on (its ``[1m]`` suffix never reaches the wire); the
+    ``--model opus`` shorthand arrives as such an id too, but plain family names are matched as well.
+    """
+    rules: list[tuple[str, str]] = []
+    for family in CLAUDE_CODE_FAMILIES:
+        model = profile.get(family)
+        if model:
+            rules += [(f"claude-{family}*", model), (f"claude-*-{family}*", model), (family, model)]
+    return tuple(rules)
+
+
 @dataclass(frozen=True, slots=True)
 class Principal:
     """An authenticated ``sk-`` key and what it may do."""

@@ -218,6 +218,16 @@ def _parse_expiry(value: str | None) -> datetime | None:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
+def _pairs(text: str, flag: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in filter(None, (i.strip() for i in text.split(","))):
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise InvalidRequest(f"{flag} {item!r}: expected NAME=VALUE")
+        out[name.strip()] = value.strip()
+    return out
+
+
 def _aliases(values: list[str]) -> list[tuple[str, str]]:
     out = []
     for item in values:
@@ -241,6 +251,7 @@ async def keys_create(args: argparse.Namespace, settings: Settings) -> int:
             allowed_models=allowed,
             aliases=_aliases(args.alias),
             expires_at=_parse_expiry(args.expires),
+            claude_code_profile=_pairs(args.claude_code_profile or "", "--claude-code-profile"),
         )
     print(f"key {new.row.id} ({new.row.prefix}…) created for tenant {tenant.name}; the secret is shown once:")
     print(new.secret)

@@ -93,6 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", metavar="GLOB,…", help="allowed models (globs), comma-separated")
     p.add_argument("--alias", action="append", default=[], metavar="PATTERN=MODEL")
     p.add_argument("--expires", metavar="ISO8601")
+    p.add_argument(
+        "--claude-code-profile",
+        metavar="opus=M,sonnet=M,haiku=M",
+        help="route the models Claude Code asks for, by family, to these models",
+    )
     p.set_defaults(handler=commands.keys_create)
     p = keys.add_parser("list", help="list a tenant's keys")
     p.add_argument("--tenant", required=True)

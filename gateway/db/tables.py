@@ -85,6 +85,7 @@ class ApiKey(Base):
     allow_custom_models: Mapped[bool] = mapped_column(sa.Boolean, default=False)
     allowed_models: Mapped[list[str]] = mapped_column(Json, default=list)
     aliases: Mapped[list[list[str]]] = mapped_column(Json, default=list)
+    claude_code_profile: Mapped[dict[str, str]] = mapped_column(Json, default=dict)
     rpm_limit: Mapped[int | None] = mapped_column(sa.Integer)
     tpm_limit: Mapped[int | None] = mapped_column(sa.Integer)
     concurrency_limit: Mapped[int | None] = mapped_column(sa.Integer)
@@ -130,6 +131,34 @@ class ModelRow(Base):
     fallbacks: Mapped[list[str]] = mapped_column(Json, default=list)
     enabled: Mapped[bool] = mapped_column(sa.Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ProviderRow(Base):
+    """An operator's switch and credential for a provider of the built-in catalog."""
+
+    __tablename__ = "providers"
+    name: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    enabled: Mapped[bool] = mapped_column(sa.Boolean, default=True)
+    api_key_encrypted: Mapped[str | None] = mapped_column(sa.Text)
+    base_url: Mapped[str | None] = mapped_column(sa.String(2000))
+    price_overrides: Mapped[dict[str, dict[str, float]]] = mapped_column(Json, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class ManagementToken(Base):
+    """A bearer token for the JSON management API, scoped to one tenant or (tenant null) the platform."""
+
+    __tablename__ = "management_tokens"
+    id: Mapped[str] = mapped_column(sa.String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str | None] = mapped_column(sa.ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(sa.String(200), default="")
+    prefix: Mapped[str] = mapped_column(sa.String(20))
+    digest: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    role: Mapped[str] = mapped_column(sa.String(20), default="admin")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class UsageEvent(Base):

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.db.tables import ApiKey, Tenant
+from gateway.domain import CLAUDE_CODE_FAMILIES
 from gateway.errors import InvalidRequest, NotFound
 from gateway.manage.tenants import audit
 from gateway.security import derive_key, digest_api_key, display_prefix, generate_api_key
@@ -30,6 +31,7 @@ async def create_key(
     allowed_models: list[str] | None = None,
     aliases: list[tuple[str, str]] | None = None,
     expires_at: datetime | None = None,
+    claude_code_profile: dict[str, str] | None = None,
     actor: str = "cli",
 ) -> NewKey:
     if expires_at is not None and expires_at.tzinfo is None:
@@ -37,6 +39,7 @@ async def create_key(
     for pattern, model in aliases or ():
         if not pattern or not model:
             raise InvalidRequest("alias: both PATTERN and MODEL are required (PATTERN=MODEL)")
+    profile = check_claude_code_profile(claude_code_profile or {})
     secret = generate_api_key()
     row = ApiKey(
         tenant_id=tenant.id,
@@ -46,12 +49,23 @@ async def create_key(
         allow_custom_models=allow_custom_models,
         allowed_models=list(allowed_models or []),
         aliases=[[p, m] for p, m in aliases or []],
+        claude_code_profile=profile,
         expires_at=expires_at,
     )
     session.add(row)
     await session.flush()
     await audit(session, tenant.id, actor, "key.create", row.prefix, {"name": name})
     return NewKey(row=row, secret=secret)
+
+
+def check_claude_code_profile(profile: dict[str, str]) -> dict[str, str]:
+    unknown = set(profile) - set(CLAUDE_CODE_FAMILIES)
+    if unknown:
+        raise InvalidRequest(f"claude code profile: unknown family {sorted(unknown)[0]!r}; use opus, sonnet, haiku")
+    for family, model in profile.items():
+        if not isinstance(model, str) or not model.strip():
+            raise InvalidRequest(f"claude code profile: {family} needs a model name")
+    return {k: v.strip() for k, v in profile.items()}
 
 
 async def list_keys(session: AsyncSession, *, tenant: Tenant) -> list[ApiKey]:

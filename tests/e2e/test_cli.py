@@ -242,6 +242,11 @@ def test_bad_alias_and_expiry_rejected(stack):
     assert r.returncode == 1 and "PATTERN=MODEL" in r.stderr
     r = relay(stack, "keys", "create", "--tenant", tenant, "--expires", "tomorrow")
     assert r.returncode == 1 and "ISO 8601" in r.stderr
+    r = relay(stack, "keys", "create", "--tenant", tenant, "--claude-code-profile", "gpt=x")
+    assert r.returncode == 1 and "unknown family 'gpt'" in r.stderr
+    r = relay(stack, "keys", "create", "--tenant", tenant, "--claude-code-profile", "opus")
+    assert r.returncode == 1 and "NAME=VALUE" in r.stderr
+    ok(relay(stack, "keys", "create", "--tenant", tenant, "--claude-code-profile", "opus=a,sonnet=b,haiku=c"))
 
 
 def test_serve_on_the_embedded_default(tmp_path: Path):
