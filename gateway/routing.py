@@ -14,12 +14,14 @@ from __future__ import annotations
 import asyncio
 import difflib
 import time
+from collections.abc import Mapping
 from dataclasses import replace
 from fnmatch import fnmatchcase
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from gateway.catalog.state import ProviderState, provider_states
 from gateway.db.tables import ModelRow, UpstreamRow
 from gateway.domain import Dialect, Price, Principal, Route, Upstream, merge_profile
 from gateway.errors import NotFound, PermissionDenied
@@ -30,9 +32,16 @@ ModelTable = dict[str, Route]
 
 
 class Router:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], box: SecretBox, ttl_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        box: SecretBox,
+        ttl_s: float = 5.0,
+        provider_env: Mapping[str, str] | None = None,
+    ) -> None:
         self._sessions = sessions
         self._box = box
+        self._provider_env = dict(provider_env or {})
         self._ttl = ttl_s
         self._tables: dict[str | None, tuple[float, ModelTable]] = {}
         self._locks: dict[str | None, asyncio.Lock] = {}
@@ -97,9 +106,13 @@ class Router:
                     .where(scope, ModelRow.enabled.is_(True))
                 )
             ).all()
+            table: ModelTable = (
+                _catalog_table(await provider_states(session, self._box, self._provider_env))
+                if tenant_id is None
+                else {}
+            )
             upstreams: dict[str, Upstream] = {}
-            table: ModelTable = {}
-            for model, up in rows:
+            for model, up in rows:  # the operator's own platform models win over catalog entries
                 if up.id not in upstreams:
                     upstreams[up.id] = self._upstream(up)
                 table[model.name] = _route(model, upstreams[up.id])
@@ -136,6 +149,38 @@ def _route(model: ModelRow, upstream: Upstream) -> Route:
         context_window=model.context_window,
         fallbacks=tuple(model.fallbacks or ()),
     )
+
+
+def _catalog_table(states: list[ProviderState]) -> ModelTable:
+    """Routes of the built-in catalog's models, for the providers that are on."""
+    table: ModelTable = {}
+    for state in states:
+        if not state.enabled:
+            continue
+        p = state.provider
+        upstream = Upstream(
+            id=f"catalog:{p.name}",
+            name=p.name,
+            tenant_id=None,
+            dialect=p.dialect,
+            base_url=state.base_url,
+            api_key=state.api_key,
+            profile=dict(p.profile),
+        )
+        for m in p.models:
+            route = Route(
+                public_name=m.name,
+                model_id=f"catalog:{p.name}:{m.name}",
+                upstream=upstream,
+                upstream_model=m.upstream_model,
+                price=state.price(m),
+                profile=merge_profile(dict(p.profile), dict(m.profile), m.max_output_tokens),
+                max_output_tokens=m.max_output_tokens,
+                context_window=m.context_window,
+            )
+            for name in m.public_names:
+                table[name] = replace(route, public_name=name)
+    return table
 
 
 def _apply_alias(principal: Principal, name: str) -> str:

@@ -49,7 +49,7 @@ class Services:
             sessions=sessions,
             box=box,
             auth=Authenticator(sessions, settings.secret_key, ttl_s=settings.key_cache_ttl_s),
-            router=Router(sessions, box, ttl_s=settings.route_cache_ttl_s),
+            router=Router(sessions, box, ttl_s=settings.route_cache_ttl_s, provider_env=settings.provider_env),
             meter=meter,
             http=http,
             relay=Relay(http, meter, timeouts, settings.anthropic_beta_defaults),

@@ -16,10 +16,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.catalog.state import provider_states
 from gateway.db.session import create_engine, create_sessionmaker, migrate
 from gateway.db.tables import Tenant
 from gateway.errors import InvalidRequest
-from gateway.manage import keys, tenants, upstreams
+from gateway.manage import keys, providers, tenants, upstreams
 from gateway.security import SecretBox, derive_key
 from gateway.settings import Settings
 
@@ -274,4 +275,81 @@ async def keys_revoke(args: argparse.Namespace, settings: Settings) -> int:
     async with _session(settings) as session:
         row = await keys.revoke_key(session, args.key)
     print(f"key {row.id} ({row.prefix}…) revoked")
+    return 0
+
+
+def _box(settings: Settings) -> SecretBox:
+    return SecretBox(derive_key(settings.secret_key, "upstream-secrets"))
+
+
+async def providers_enable(args: argparse.Namespace, settings: Settings) -> int:
+    api_key = _read_upstream_key(args)
+    async with _session(settings) as session:
+        row = await providers.enable_provider(
+            session,
+            box=_box(settings),
+            name=args.name,
+            api_key=api_key,
+            env=settings.provider_env,
+            base_url=args.base_url,
+        )
+    print(f"provider {row.name} enabled" + (" (key stored encrypted)" if api_key else ""))
+    return 0
+
+
+async def providers_disable(args: argparse.Namespace, settings: Settings) -> int:
+    async with _session(settings) as session:
+        await providers.disable_provider(session, name=args.name)
+    print(f"provider {args.name} disabled")
+    return 0
+
+
+async def providers_list(args: argparse.Namespace, settings: Settings) -> int:
+    async with _session(settings) as session:
+        states = await provider_states(session, _box(settings), settings.provider_env)
+    for st in states:
+        p = st.provider
+        print(
+            f"{p.name:12} {'on ' if st.enabled else 'off'}  key: {st.key_source:11} {p.dialect.value:9} {st.base_url}"
+        )
+    return 0
+
+
+async def catalog_list(args: argparse.Namespace, settings: Settings) -> int:
+    async with _session(settings) as session:
+        states = await provider_states(session, _box(settings), settings.provider_env)
+    for st in states:
+        p = st.provider
+        if args.provider and p.name != args.provider:
+            continue
+        hint = "on" if st.enabled else f"off: set {p.key_env} or run `relay providers enable {p.name}`"
+        print(f"{p.display_name} ({p.name}, {p.dialect.value}, {hint})")
+        for m in p.models:
+            price = st.price(m)
+            cache = f"${price.cache_read:g}/${price.cache_write:g}"
+            print(
+                f"  {m.name:44} in ${price.input:g} out ${price.output:g} cache {cache}"
+                f" per MTok  ctx {m.context_window}  max out {m.max_output_tokens}"
+            )
+    return 0
+
+
+async def catalog_price(args: argparse.Namespace, settings: Settings) -> int:
+    prices = {
+        field: value
+        for field, value in (
+            ("input", args.input_price),
+            ("output", args.output_price),
+            ("cache_read", args.cache_read_price),
+            ("cache_write", args.cache_write_price),
+        )
+        if value is not None
+    }
+    if not prices:
+        raise InvalidRequest(
+            "give at least one of --input-price, --output-price, --cache-read-price, --cache-write-price"
+        )
+    async with _session(settings) as session:
+        provider, model = await providers.set_price(session, model=args.model, prices=prices)
+    print(f"prices of {model.name} ({provider}) overridden: " + ", ".join(f"{k} ${v:g}" for k, v in prices.items()))
     return 0
