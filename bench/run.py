@@ -92,7 +92,7 @@ def relay_cli(env: dict[str, str], cwd: Path, *args: str) -> str:
 
 
 def setup_relay(backend: str, fake_url: str, work: Path) -> tuple[Proc, str, str, callable]:
-    env = {"RELAY_SECRET_KEY": SECRET, "RELAY_LOG_LEVEL": "warning"}
+    env = {"RELAY_SECRET_KEY": SECRET, "RELAY_LOG_LEVEL": "warning", "RELAY_UPSTREAM_ALLOWLIST": "127.0.0.1"}
     work.mkdir(parents=True, exist_ok=True)
     cleanup = lambda: None  # noqa: E731
     if backend == "embedded":

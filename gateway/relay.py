@@ -68,11 +68,13 @@ class Relay:
     def __init__(
         self,
         http: aiohttp.ClientSession,
+        guarded_http: aiohttp.ClientSession,
         meter: Meter,
         timeouts: Timeouts,
         beta_defaults: tuple[str, ...] = (),
     ) -> None:
         self._http = http
+        self._guarded_http = guarded_http
         self._meter = meter
         self._timeouts = timeouts
         self._beta_defaults = beta_defaults
@@ -81,7 +83,7 @@ class Relay:
         plan = make_plan(call.door, call.route, call.body, call.headers, self._beta_defaults)
         call.notes = plan.notes
         try:
-            resp = await send(self._http, plan.request, self._timeouts_for(call.route))
+            resp = await send(self._session_for(call.route), plan.request, self._timeouts_for(call.route))
         except GatewayError as exc:
             self._record(call, Usage(), exc.status_code, None, exc.code)
             raise
@@ -120,7 +122,7 @@ class Relay:
             headers=upstream_headers(route.upstream, call.headers, self._beta_defaults),
             body=_encode(body),
         )
-        resp = await send(self._http, request, self._timeouts_for(route))
+        resp = await send(self._session_for(route), request, self._timeouts_for(route))
         try:
             raw = await read_body(resp, 1024 * 1024)
         except (aiohttp.ClientError, TimeoutError):
@@ -132,6 +134,10 @@ class Relay:
         headers["content-type"] = "application/json"
         forwarded = forwarded_response_headers(resp.headers, secret=route.upstream.api_key)
         return JSONReply(status=200, body=raw, headers={**headers, **forwarded})
+
+    def _session_for(self, route: Route) -> aiohttp.ClientSession:
+        """Platform upstreams are trusted; a tenant's goes through the SSRF guard."""
+        return self._http if route.upstream.tenant_id is None else self._guarded_http
 
     def _timeouts_for(self, route: Route) -> Timeouts:
         t = route.upstream.timeout_s

@@ -13,6 +13,7 @@ from gateway.relay import Relay
 from gateway.routing import Router
 from gateway.security import SecretBox, derive_key
 from gateway.settings import Settings
+from gateway.ssrf import Allowlist, guarded_session
 from gateway.upstreams.client import Timeouts, create_session
 
 
@@ -26,6 +27,7 @@ class Services:
     router: Router
     meter: Meter
     http: aiohttp.ClientSession
+    guarded_http: aiohttp.ClientSession
     relay: Relay
 
     @classmethod
@@ -37,6 +39,8 @@ class Services:
         meter: Meter = RedisMeter(settings.redis_url, ledger) if settings.redis_url else MemoryMeter(ledger)
         await meter.start()
         http = create_session()
+        # Tenant upstreams go through the SSRF guard, re-checked after DNS on every connection.
+        guarded = guarded_session(Allowlist.parse(settings.upstream_allowlist))
         timeouts = Timeouts(
             connect_s=settings.connect_timeout_s,
             first_byte_s=settings.first_byte_timeout_s,
@@ -52,10 +56,12 @@ class Services:
             router=Router(sessions, box, ttl_s=settings.route_cache_ttl_s, provider_env=settings.provider_env),
             meter=meter,
             http=http,
-            relay=Relay(http, meter, timeouts, settings.anthropic_beta_defaults),
+            guarded_http=guarded,
+            relay=Relay(http, guarded, meter, timeouts, settings.anthropic_beta_defaults),
         )
 
     async def close(self) -> None:
         await self.meter.close()
         await self.http.close()
+        await self.guarded_http.close()
         await self.engine.dispose()

@@ -36,6 +36,8 @@ class Settings:
     route_cache_ttl_s: float = 5.0
     development: bool = False
     anthropic_beta_defaults: tuple[str, ...] = ()
+    upstream_allowlist: str = ""
+    """Hosts, IPs and ranges tenant upstreams may reach despite the SSRF guard (e.g. a local Ollama)."""
     provider_env: dict[str, str] = field(default_factory=dict, repr=False)
     """``RELAY_PROVIDER_<NAME>_API_KEY`` / ``_ENABLED`` variables: built-in providers turned on by the environment."""
 
@@ -73,6 +75,7 @@ class Settings:
             key_cache_ttl_s=_float(env, "RELAY_KEY_CACHE_TTL", d.key_cache_ttl_s),
             route_cache_ttl_s=_float(env, "RELAY_ROUTE_CACHE_TTL", d.route_cache_ttl_s),
             development=get("RELAY_ENV", "").lower() in ("dev", "development", "test"),
+            upstream_allowlist=get("RELAY_UPSTREAM_ALLOWLIST", ""),
             provider_env={k: v for k, v in env.items() if k.startswith("RELAY_PROVIDER_")},
             anthropic_beta_defaults=tuple(
                 b.strip() for b in get("RELAY_ANTHROPIC_BETA_DEFAULTS", "").split(",") if b.strip()

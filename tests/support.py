@@ -30,6 +30,7 @@ from gateway.db.tables import UsageEvent
 from gateway.manage import keys, tenants, upstreams
 from gateway.security import SecretBox, derive_key
 from gateway.settings import Settings, normalise_database_url
+from gateway.ssrf import Allowlist
 
 T = TypeVar("T")
 POSTGRES_URL = os.environ.get("RELAY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -174,6 +175,7 @@ class Seeder:
         name: str | None = None,
         **kw: Any,
     ) -> Any:
+        kw.setdefault("allowlist", Allowlist.parse(self.settings.upstream_allowlist))
         return self.run(
             lambda s: upstreams.add_upstream(
                 s,
@@ -235,6 +237,7 @@ def base_settings(database_url: str, redis_url: str | None) -> Settings:
         secret_key=SECRET,
         development=True,
         route_cache_ttl_s=0.0,
+        upstream_allowlist="127.0.0.1",  # the fake upstream lives on loopback
         connect_timeout_s=2.0,
         first_byte_timeout_s=5.0,
         idle_timeout_s=5.0,

@@ -20,9 +20,10 @@ from gateway.catalog.state import provider_states
 from gateway.db.session import create_engine, create_sessionmaker, migrate
 from gateway.db.tables import Tenant
 from gateway.errors import InvalidRequest
-from gateway.manage import keys, providers, tenants, upstreams
+from gateway.manage import keys, providers, tenants, tokens, upstreams
 from gateway.security import SecretBox, derive_key
 from gateway.settings import Settings
+from gateway.ssrf import Allowlist
 
 
 @asynccontextmanager
@@ -145,6 +146,7 @@ async def upstreams_add(args: argparse.Namespace, settings: Settings) -> int:
             extra_headers=_headers(args.header),
             timeout_s=args.timeout,
             profile=_json_object(args.profile, "--profile"),
+            allowlist=Allowlist.parse(settings.upstream_allowlist),
         )
     owner = "platform" if args.platform else f"tenant {args.tenant}"
     print(
@@ -352,4 +354,34 @@ async def catalog_price(args: argparse.Namespace, settings: Settings) -> int:
     async with _session(settings) as session:
         provider, model = await providers.set_price(session, model=args.model, prices=prices)
     print(f"prices of {model.name} ({provider}) overridden: " + ", ".join(f"{k} ${v:g}" for k, v in prices.items()))
+    return 0
+
+
+async def tokens_create(args: argparse.Namespace, settings: Settings) -> int:
+    async with _session(settings) as session:
+        tenant = await _tenant_or_platform(session, args)
+        new = await tokens.create_token(
+            session, tenant=tenant, secret_key=settings.secret_key, name=args.name, role=args.role
+        )
+    owner = "the platform" if tenant is None else f"tenant {tenant.name}"
+    print(f"management token {new.row.id} ({new.row.prefix}…, {new.row.role}) created for {owner}; shown once:")
+    print(new.secret)
+    return 0
+
+
+async def tokens_list(args: argparse.Namespace, settings: Settings) -> int:
+    async with _session(settings) as session:
+        tenant = await _tenant_or_platform(session, args)
+        rows = await tokens.list_tokens(session, tenant_id=tenant.id if tenant else None)
+    for t in rows:
+        state = "revoked" if t.revoked_at else "active"
+        used = t.last_used_at.isoformat(timespec="seconds") if t.last_used_at else "never"
+        print(f"{t.id}  {t.prefix}…  {state:8} {t.role:7} {t.name or '-'}  last used {used}")
+    return 0
+
+
+async def tokens_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    async with _session(settings) as session:
+        row = await tokens.revoke_token(session, args.token)
+    print(f"management token {row.id} ({row.prefix}…) revoked")
     return 0

@@ -129,4 +129,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = keys.add_parser("revoke", help="revoke a key (within seconds on every worker)")
     p.add_argument("key", metavar="KEY_ID_OR_PREFIX")
     p.set_defaults(handler=commands.keys_revoke)
+
+    tokens = sub.add_parser("tokens", help="manage rlm- tokens of the JSON management API").add_subparsers(
+        metavar="ACTION"
+    )
+    p = tokens.add_parser("create", help="create a management token; its secret is the last line, shown once")
+    _scope(p)
+    p.add_argument("--name", default="")
+    p.add_argument(
+        "--role",
+        choices=["owner", "admin", "member"],
+        default="admin",
+        help="member reads; admin also manages upstreams, models and keys; owner also users (default admin)",
+    )
+    p.set_defaults(handler=commands.tokens_create)
+    p = tokens.add_parser("list", help="list management tokens")
+    _scope(p)
+    p.set_defaults(handler=commands.tokens_list)
+    p = tokens.add_parser("revoke", help="revoke a management token (at once)")
+    p.add_argument("token", metavar="ID_OR_PREFIX")
+    p.set_defaults(handler=commands.tokens_revoke)
     return parser

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -95,4 +97,44 @@ async def revoke_key(
     if row.revoked_at is None:
         row.revoked_at = datetime.now(UTC)
         await audit(session, row.tenant_id, actor, "key.revoke", row.prefix)
+    return row
+
+
+KEY_FIELDS = frozenset(
+    {"name", "allow_custom_models", "allowed_models", "aliases", "claude_code_profile", "expires_at"}
+)
+
+
+async def key_by_id(session: AsyncSession, key_id: str, *, tenant_id: str) -> ApiKey:
+    """A key of this tenant; another tenant's key is "not found", like a missing one."""
+    row = await session.scalar(sa.select(ApiKey).where(ApiKey.id == key_id, ApiKey.tenant_id == tenant_id))
+    if row is None:
+        raise NotFound(f"key {key_id!r} not found")
+    return row
+
+
+async def update_key(session: AsyncSession, row: ApiKey, changes: Mapping[str, Any], *, actor: str = "cli") -> ApiKey:
+    """Change some of ``KEY_FIELDS``; ``aliases`` is a list of (pattern, model) pairs."""
+    unknown = set(changes) - KEY_FIELDS
+    if unknown:
+        raise InvalidRequest(f"{sorted(unknown)[0]}: not a field a key update may change")
+    if "expires_at" in changes:
+        expires_at = changes["expires_at"]
+        if expires_at is not None and expires_at.tzinfo is None:
+            raise InvalidRequest("expires_at: give a timezone (e.g. 2027-01-01T00:00:00Z)")
+        row.expires_at = expires_at
+    if "aliases" in changes:
+        pairs = [(str(p), str(m)) for p, m in changes["aliases"]]
+        if any(not p or not m for p, m in pairs):
+            raise InvalidRequest("aliases: both pattern and model are required")
+        row.aliases = [[p, m] for p, m in pairs]
+    if "claude_code_profile" in changes:
+        row.claude_code_profile = check_claude_code_profile(dict(changes["claude_code_profile"] or {}))
+    if "name" in changes:
+        row.name = str(changes["name"]).strip()
+    if "allow_custom_models" in changes:
+        row.allow_custom_models = bool(changes["allow_custom_models"])
+    if "allowed_models" in changes:
+        row.allowed_models = [str(m) for m in changes["allowed_models"] or []]
+    await audit(session, row.tenant_id, actor, "key.update", row.prefix, {"fields": sorted(changes)})
     return row

@@ -73,3 +73,20 @@ async def audit(
     detail: dict[str, object] | None = None,
 ) -> None:
     session.add(AuditLog(tenant_id=tenant_id, actor=actor, action=action, target=target, detail=detail or {}))
+
+
+async def list_tenants(session: AsyncSession) -> list[Tenant]:
+    return list(await session.scalars(sa.select(Tenant).order_by(Tenant.name)))
+
+
+async def tenant_by_id(session: AsyncSession, tenant_id: str) -> Tenant:
+    tenant = await session.get(Tenant, tenant_id)
+    if tenant is None:
+        raise NotFound(f"tenant {tenant_id!r} not found")
+    return tenant
+
+
+async def list_users(session: AsyncSession, *, tenant_id: str) -> list[User]:
+    """A tenant's users; the one query scoping users by tenant."""
+    rows = await session.scalars(sa.select(User).where(User.tenant_id == tenant_id).order_by(User.email))
+    return list(rows)

@@ -6,6 +6,8 @@ Base URLs follow each SDK's convention: an openai-dialect base URL includes the 
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,6 +20,7 @@ from gateway.domain import Dialect, merge_profile
 from gateway.errors import Conflict, InvalidRequest, NotFound
 from gateway.manage.tenants import audit
 from gateway.security import SecretBox, upstream_secret_context
+from gateway.ssrf import Allowlist, BlockedAddress, check_url_at_save
 
 
 def check_base_url(url: str) -> str:
@@ -29,6 +32,14 @@ def check_base_url(url: str) -> str:
     if parts.query or parts.fragment:
         raise InvalidRequest("base URL must not carry a query or fragment")
     return url.strip().rstrip("/")
+
+
+async def check_tenant_base_url(url: str, allowlist: Allowlist) -> None:
+    """A tenant's base URL must not reach the operator's network (resolved off the event loop)."""
+    try:
+        await asyncio.to_thread(check_url_at_save, url, allowlist)
+    except BlockedAddress as exc:
+        raise InvalidRequest(f"base URL refused: {exc}") from None
 
 
 def _scope(column: Any, tenant: Tenant | None) -> Any:
@@ -47,14 +58,19 @@ async def add_upstream(
     extra_headers: dict[str, str] | None = None,
     timeout_s: float | None = None,
     profile: dict[str, Any] | None = None,
+    allowlist: Allowlist | None = None,
     actor: str = "cli",
 ) -> UpstreamRow:
+    """Add an upstream. A tenant's base URL passes the SSRF guard (``allowlist`` given); the platform's is trusted."""
     if dialect not in {d.value for d in Dialect}:
         raise InvalidRequest("dialect must be 'openai' or 'anthropic'")
     name = name.strip()
     if not name:
         raise InvalidRequest("upstream name must not be empty")
     CapabilityProfile.for_dialect(dialect, profile)  # refuses unknown keys and wrong types, naming them
+    base_url = check_base_url(base_url)
+    if tenant is not None:
+        await check_tenant_base_url(base_url, allowlist or Allowlist())
     if await session.scalar(
         sa.select(UpstreamRow.id).where(UpstreamRow.name == name, _scope(UpstreamRow.tenant_id, tenant))
     ):
@@ -63,7 +79,7 @@ async def add_upstream(
         tenant_id=tenant.id if tenant else None,
         name=name,
         dialect=dialect,
-        base_url=check_base_url(base_url),
+        base_url=base_url,
         extra_headers=dict(extra_headers or {}),
         timeout_s=timeout_s,
         profile=dict(profile or {}),
@@ -167,3 +183,161 @@ async def get_model(session: AsyncSession, name: str, *, tenant: Tenant | None) 
     if row is None:
         raise NotFound(f"model {name!r} not found")
     return row[0], row[1]
+
+
+# --- by id, scoped to one owner (a tenant id, or None for the platform): the JSON management API's queries ---
+
+UPSTREAM_FIELDS = frozenset({"name", "dialect", "base_url", "api_key", "extra_headers", "timeout_s", "profile"})
+MODEL_FIELDS = frozenset(
+    {"name", "upstream_id", "upstream_model", "context_window", "max_output_tokens", "profile", "fallbacks"}
+    | {"input_price", "output_price", "cache_read_price", "cache_write_price", "enabled"}
+)
+
+
+def _owned(column: Any, tenant_id: str | None) -> Any:
+    return column.is_(None) if tenant_id is None else column == tenant_id
+
+
+async def list_upstreams(session: AsyncSession, *, tenant_id: str | None) -> list[UpstreamRow]:
+    rows = await session.scalars(sa.select(UpstreamRow).where(_owned(UpstreamRow.tenant_id, tenant_id)))
+    return sorted(rows, key=lambda r: r.name)
+
+
+async def upstream_by_id(session: AsyncSession, upstream_id: str, *, tenant_id: str | None) -> UpstreamRow:
+    """An upstream of this owner; another owner's is "not found", exactly like a missing one."""
+    row = await session.scalar(
+        sa.select(UpstreamRow).where(UpstreamRow.id == upstream_id, _owned(UpstreamRow.tenant_id, tenant_id))
+    )
+    if row is None:
+        raise NotFound(f"upstream {upstream_id!r} not found")
+    return row
+
+
+async def model_by_id(session: AsyncSession, model_id: str, *, tenant_id: str | None) -> tuple[ModelRow, UpstreamRow]:
+    found = (
+        await session.execute(
+            sa.select(ModelRow, UpstreamRow)
+            .join(UpstreamRow, ModelRow.upstream_id == UpstreamRow.id)
+            .where(ModelRow.id == model_id, _owned(ModelRow.tenant_id, tenant_id))
+        )
+    ).first()
+    if found is None:
+        raise NotFound(f"model {model_id!r} not found")
+    return found[0], found[1]
+
+
+async def _models_of(session: AsyncSession, upstream: UpstreamRow) -> list[ModelRow]:
+    return list(await session.scalars(sa.select(ModelRow).where(ModelRow.upstream_id == upstream.id)))
+
+
+async def update_upstream(
+    session: AsyncSession,
+    row: UpstreamRow,
+    changes: Mapping[str, Any],
+    *,
+    box: SecretBox,
+    allowlist: Allowlist | None = None,
+    actor: str = "cli",
+) -> UpstreamRow:
+    """Change some of ``UPSTREAM_FIELDS``. ``api_key``: a new key, or None to remove it; absent keeps it."""
+    unknown = set(changes) - UPSTREAM_FIELDS
+    if unknown:
+        raise InvalidRequest(f"{sorted(unknown)[0]}: not a field an upstream update may change")
+    if "name" in changes:
+        name = str(changes["name"]).strip()
+        if not name:
+            raise InvalidRequest("name: must not be empty")
+        if name != row.name and await session.scalar(
+            sa.select(UpstreamRow.id).where(UpstreamRow.name == name, _owned(UpstreamRow.tenant_id, row.tenant_id))
+        ):
+            raise Conflict(f"name: upstream {name!r} already exists")
+        row.name = name
+    if "dialect" in changes:
+        if changes["dialect"] not in {d.value for d in Dialect}:
+            raise InvalidRequest("dialect: must be 'openai' or 'anthropic'")
+        row.dialect = changes["dialect"]
+    if "base_url" in changes:
+        url = check_base_url(str(changes["base_url"]))
+        if row.tenant_id is not None:
+            await check_tenant_base_url(url, allowlist or Allowlist())
+        row.base_url = url
+    if "api_key" in changes:
+        key = changes["api_key"]
+        row.api_key_encrypted = box.encrypt(key, context=upstream_secret_context(row.id)) if key else None
+    if "extra_headers" in changes:
+        row.extra_headers = dict(changes["extra_headers"] or {})
+    if "timeout_s" in changes:
+        row.timeout_s = changes["timeout_s"]
+    if "profile" in changes:
+        row.profile = dict(changes["profile"] or {})
+    if "dialect" in changes or "profile" in changes:
+        CapabilityProfile.for_dialect(row.dialect, row.profile)
+        for model in await _models_of(session, row):
+            try:
+                effective_profile(row, model.profile, model.max_output_tokens)
+            except InvalidRequest as exc:
+                raise InvalidRequest(f"{exc.message} (in model {model.name!r} on this upstream)") from None
+    await audit(session, row.tenant_id, actor, "upstream.update", row.name, {"fields": sorted(changes)})
+    return row
+
+
+async def delete_upstream(session: AsyncSession, row: UpstreamRow, *, actor: str = "cli") -> None:
+    """Refused while models use the upstream: deleting them silently would surprise their users."""
+    models = await _models_of(session, row)
+    if models:
+        names = ", ".join(sorted(m.name for m in models))
+        raise Conflict(f"upstream {row.name!r} is used by models {names}; delete or move them first")
+    await session.delete(row)
+    await audit(session, row.tenant_id, actor, "upstream.delete", row.name)
+
+
+async def update_model(
+    session: AsyncSession, row: ModelRow, changes: Mapping[str, Any], *, actor: str = "cli"
+) -> tuple[ModelRow, UpstreamRow]:
+    """Change some of ``MODEL_FIELDS``; a new ``upstream_id`` must belong to the model's own owner."""
+    unknown = set(changes) - MODEL_FIELDS
+    if unknown:
+        raise InvalidRequest(f"{sorted(unknown)[0]}: not a field a model update may change")
+    upstream_id = changes.get("upstream_id", row.upstream_id)
+    try:
+        upstream = await upstream_by_id(session, upstream_id, tenant_id=row.tenant_id)
+    except NotFound as exc:
+        raise NotFound(f"upstream_id: {exc.message}") from None
+    if "name" in changes:
+        name = str(changes["name"]).strip()
+        if not name or any(c.isspace() for c in name):
+            raise InvalidRequest(f"name: {name!r} must be non-empty without spaces")
+        if name != row.name and await session.scalar(
+            sa.select(ModelRow.id).where(ModelRow.name == name, _owned(ModelRow.tenant_id, row.tenant_id))
+        ):
+            raise Conflict(f"name: model {name!r} already exists")
+        row.name = name
+    for field in ("input_price", "output_price", "cache_read_price", "cache_write_price"):
+        if field in changes:
+            if changes[field] < 0:
+                raise InvalidRequest(f"{field}: must not be negative")
+            setattr(row, field, float(changes[field]))
+    for field in ("context_window", "max_output_tokens"):
+        if field in changes:
+            if changes[field] is not None and changes[field] <= 0:
+                raise InvalidRequest(f"{field}: must be positive")
+            setattr(row, field, changes[field])
+    if "upstream_model" in changes:
+        if not str(changes["upstream_model"]).strip():
+            raise InvalidRequest("upstream_model: must not be empty")
+        row.upstream_model = str(changes["upstream_model"]).strip()
+    if "profile" in changes:
+        row.profile = dict(changes["profile"] or {})
+    if "fallbacks" in changes:
+        row.fallbacks = [str(f) for f in changes["fallbacks"] or []]
+    if "enabled" in changes:
+        row.enabled = bool(changes["enabled"])
+    row.upstream_id = upstream.id
+    effective_profile(upstream, row.profile, row.max_output_tokens)
+    await audit(session, row.tenant_id, actor, "model.update", row.name, {"fields": sorted(changes)})
+    return row, upstream
+
+
+async def delete_model(session: AsyncSession, row: ModelRow, *, actor: str = "cli") -> None:
+    await session.delete(row)
+    await audit(session, row.tenant_id, actor, "model.delete", row.name)

@@ -24,6 +24,7 @@ def relay(stack, *args: str, stdin: str | None = None, env: dict[str, str] | Non
         **os.environ,
         "RELAY_DATABASE_URL": stack.settings.database_url,
         "RELAY_SECRET_KEY": SECRET,
+        "RELAY_UPSTREAM_ALLOWLIST": "127.0.0.1",  # the fake upstream lives on loopback
         **(env or {}),
     }
     return subprocess.run([*RELAY, *args], input=stdin, capture_output=True, text=True, env=full_env, timeout=60)

@@ -1,0 +1,52 @@
+"""The JSON management API under ``/api/v1/``: the same services as the CLI and the admin UI.
+
+Authenticated by a management token (``Authorization: Bearer rlm-…``, from ``relay tokens create``);
+roles checked server-side by one guard (``access.require_access``); one database transaction per
+request; errors as ``{"error": {"message", "type", "param", "code"}}``. The OpenAPI schema is
+served at ``/api/v1/schema`` (``/api/v1/schema/openapi.json``).
+"""
+
+from __future__ import annotations
+
+from litestar import Router
+from litestar.di import Provide
+from litestar.exceptions import HTTPException
+from sqlalchemy.exc import IntegrityError
+
+from gateway.api.management.access import provide_actor, provide_db, provide_services, require_access
+from gateway.api.management.catalog import catalog
+from gateway.api.management.errors import management_error_handler
+from gateway.api.management.keys import KeyController
+from gateway.api.management.models import ModelController, PlatformModelController
+from gateway.api.management.tenants import TenantController, UserController, me
+from gateway.api.management.upstreams import PlatformUpstreamController, UpstreamController
+from gateway.errors import GatewayError
+
+__all__ = ["MANAGEMENT_API"]
+
+MANAGEMENT_API = Router(
+    path="/api/v1",
+    route_handlers=[
+        UpstreamController,
+        PlatformUpstreamController,
+        ModelController,
+        PlatformModelController,
+        KeyController,
+        UserController,
+        TenantController,
+        me,
+        catalog,
+    ],
+    guards=[require_access],
+    dependencies={
+        "db": Provide(provide_db),
+        "actor": Provide(provide_actor, sync_to_thread=False),
+        "services": Provide(provide_services, sync_to_thread=False),
+    },
+    exception_handlers={
+        GatewayError: management_error_handler,
+        HTTPException: management_error_handler,
+        IntegrityError: management_error_handler,
+    },
+    include_in_schema=True,
+)

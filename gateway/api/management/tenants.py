@@ -1,0 +1,123 @@
+"""``/api/v1/tenants`` (platform only), ``/api/v1/users`` (owners and the platform) and ``/api/v1/me``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+import msgspec
+from litestar import Controller, get, post
+from litestar.di import Provide
+from msgspec import Meta
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.api.management.access import provide_tenant
+from gateway.api.management.fields import Body, Name
+from gateway.db.tables import Tenant, User
+from gateway.errors import PermissionDenied
+from gateway.manage import tenants
+from gateway.manage.tokens import Actor
+
+Role = Literal["owner", "admin", "member"]
+
+
+class TenantCreate(Body):
+    name: Name
+
+
+class TenantOut(msgspec.Struct, kw_only=True):
+    id: str
+    name: str
+    created_at: datetime
+
+
+def tenant_out(row: Tenant) -> TenantOut:
+    return TenantOut(id=row.id, name=row.name, created_at=row.created_at)
+
+
+class TenantController(Controller):
+    path = "/tenants"
+    tags = ["platform"]
+
+    @get("/", opt={"access": "platform-read"})
+    async def list_tenants(self, db: AsyncSession) -> list[TenantOut]:
+        return [tenant_out(t) for t in await tenants.list_tenants(db)]
+
+    @post("/", opt={"access": "platform"})
+    async def create_tenant(self, data: TenantCreate, db: AsyncSession, actor: Actor) -> TenantOut:
+        return tenant_out(await tenants.create_tenant(db, data.name, actor=actor.label))
+
+    @get("/{tenant_id:str}", opt={"access": "platform-read"})
+    async def get_tenant(self, tenant_id: str, db: AsyncSession) -> TenantOut:
+        return tenant_out(await tenants.tenant_by_id(db, tenant_id))
+
+
+class UserCreate(Body):
+    email: Annotated[str, Meta(min_length=3, max_length=320)]
+    password: Annotated[str, Meta(min_length=8, max_length=1000)]
+    """Write-only: stored as an argon2id hash, never returned."""
+    role: Role = "member"
+    platform_admin: bool = False
+    """Only a platform token may create a platform admin."""
+
+
+class UserOut(msgspec.Struct, kw_only=True):
+    id: str
+    email: str
+    role: str
+    is_platform_admin: bool
+    created_at: datetime
+
+
+def user_out(row: User) -> UserOut:
+    return UserOut(
+        id=row.id, email=row.email, role=row.role, is_platform_admin=row.is_platform_admin, created_at=row.created_at
+    )
+
+
+class UserController(Controller):
+    path = "/users"
+    tags = ["users"]
+    dependencies = {"tenant": Provide(provide_tenant)}
+
+    @get("/", opt={"access": "users"})
+    async def list_users(self, db: AsyncSession, tenant: Tenant) -> list[UserOut]:
+        return [user_out(u) for u in await tenants.list_users(db, tenant_id=tenant.id)]
+
+    @post("/", opt={"access": "users"})
+    async def create_user(self, data: UserCreate, db: AsyncSession, tenant: Tenant, actor: Actor) -> UserOut:
+        if data.platform_admin and not actor.platform:
+            raise PermissionDenied("platform_admin: only a platform token may create a platform admin")
+        user = await tenants.create_user(
+            db,
+            tenant=tenant,
+            email=data.email,
+            password=data.password,
+            role=data.role,
+            platform_admin=data.platform_admin,
+            actor=actor.label,
+        )
+        return user_out(user)
+
+
+class Me(msgspec.Struct, kw_only=True):
+    kind: str
+    """How the caller authenticated: ``token`` (the admin UI's session will say ``session``)."""
+    label: str
+    role: str
+    platform: bool
+    tenant_id: str | None
+    tenant_name: str | None
+
+
+@get("/me", tags=["me"])
+async def me(actor: Actor, db: AsyncSession) -> Me:
+    tenant = await tenants.tenant_by_id(db, actor.tenant_id) if actor.tenant_id else None
+    return Me(
+        kind=actor.kind,
+        label=actor.label,
+        role=actor.role,
+        platform=actor.platform,
+        tenant_id=actor.tenant_id,
+        tenant_name=tenant.name if tenant else None,
+    )

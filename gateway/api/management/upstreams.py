@@ -1,0 +1,162 @@
+"""``/api/v1/upstreams`` (the tenant's) and ``/api/v1/platform/upstreams`` (built-in): the credential is write-only."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+import msgspec
+from litestar import Controller, delete, get, patch, post
+from litestar.di import Provide
+from msgspec import UNSET, UnsetType
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.api.management.access import after_commit, provide_platform_owner, provide_tenant_owner
+from gateway.api.management.fields import Body, HeaderName, HeaderValue, Name, Secret, Timeout, changes_of
+from gateway.db.tables import Tenant, UpstreamRow
+from gateway.manage import upstreams
+from gateway.manage.tokens import Actor
+from gateway.security import SecretBox, mask_secret, upstream_secret_context
+from gateway.services import Services
+from gateway.ssrf import Allowlist
+
+Dialect = Literal["openai", "anthropic"]
+
+
+class UpstreamCreate(Body):
+    name: Name
+    dialect: Dialect
+    base_url: str
+    """openai dialect: include the version path (``https://api.deepseek.com/v1``); anthropic: not."""
+    api_key: Secret | None = None
+    extra_headers: dict[HeaderName, HeaderValue] = {}
+    timeout_s: Timeout | None = None
+    profile: dict[str, Any] = {}
+
+
+class UpstreamUpdate(Body):
+    """Omitted fields keep their value; ``api_key: null`` removes the stored key."""
+
+    name: Name | UnsetType = UNSET
+    dialect: Dialect | UnsetType = UNSET
+    base_url: str | UnsetType = UNSET
+    api_key: Secret | UnsetType | None = UNSET
+    extra_headers: dict[HeaderName, HeaderValue] | UnsetType = UNSET
+    timeout_s: Timeout | UnsetType | None = UNSET
+    profile: dict[str, Any] | UnsetType = UNSET
+
+
+class Upstream(msgspec.Struct, kw_only=True):
+    id: str
+    name: str
+    dialect: str
+    base_url: str
+    has_api_key: bool
+    api_key_hint: str | None
+    """The key's last four characters at most; the key itself is never returned."""
+    extra_headers: dict[str, str]
+    """Header names with masked values (they may carry credentials too)."""
+    timeout_s: float | None
+    profile: dict[str, Any]
+    platform: bool
+    created_at: datetime
+
+
+def upstream_out(row: UpstreamRow, box: SecretBox) -> Upstream:
+    hint = None
+    if row.api_key_encrypted:
+        try:
+            hint = mask_secret(box.decrypt(row.api_key_encrypted, context=upstream_secret_context(row.id)))
+        except Exception:  # sealed under another secret key (InvalidTag): say it exists, nothing more
+            hint = "…"
+    return Upstream(
+        id=row.id,
+        name=row.name,
+        dialect=row.dialect,
+        base_url=row.base_url,
+        has_api_key=bool(row.api_key_encrypted),
+        api_key_hint=hint,
+        extra_headers={k: mask_secret(v) for k, v in (row.extra_headers or {}).items()},
+        timeout_s=row.timeout_s,
+        profile=dict(row.profile or {}),
+        platform=row.tenant_id is None,
+        created_at=row.created_at,
+    )
+
+
+def _tenant_id(owner: Tenant | None) -> str | None:
+    return owner.id if owner else None
+
+
+class UpstreamController(Controller):
+    path = "/upstreams"
+    tags = ["upstreams"]
+    dependencies = {"owner": Provide(provide_tenant_owner)}
+
+    @get("/")
+    async def list_upstreams(self, db: AsyncSession, owner: Tenant | None, services: Services) -> list[Upstream]:
+        rows = await upstreams.list_upstreams(db, tenant_id=_tenant_id(owner))
+        return [upstream_out(r, services.box) for r in rows]
+
+    @post("/")
+    async def create_upstream(
+        self, data: UpstreamCreate, db: AsyncSession, owner: Tenant | None, actor: Actor, services: Services
+    ) -> Upstream:
+        row = await upstreams.add_upstream(
+            db,
+            box=services.box,
+            tenant=owner,
+            name=data.name,
+            dialect=data.dialect,
+            base_url=data.base_url,
+            api_key=data.api_key,
+            extra_headers=data.extra_headers,
+            timeout_s=data.timeout_s,
+            profile=data.profile,
+            allowlist=Allowlist.parse(services.settings.upstream_allowlist),
+            actor=actor.label,
+        )
+        return upstream_out(row, services.box)
+
+    @get("/{upstream_id:str}")
+    async def get_upstream(
+        self, upstream_id: str, db: AsyncSession, owner: Tenant | None, services: Services
+    ) -> Upstream:
+        row = await upstreams.upstream_by_id(db, upstream_id, tenant_id=_tenant_id(owner))
+        return upstream_out(row, services.box)
+
+    @patch("/{upstream_id:str}")
+    async def update_upstream(
+        self,
+        upstream_id: str,
+        data: UpstreamUpdate,
+        db: AsyncSession,
+        owner: Tenant | None,
+        actor: Actor,
+        services: Services,
+    ) -> Upstream:
+        row = await upstreams.upstream_by_id(db, upstream_id, tenant_id=_tenant_id(owner))
+        await upstreams.update_upstream(
+            db,
+            row,
+            changes_of(data),
+            box=services.box,
+            allowlist=Allowlist.parse(services.settings.upstream_allowlist),
+            actor=actor.label,
+        )
+        after_commit(db, services.router.forget)
+        return upstream_out(row, services.box)
+
+    @delete("/{upstream_id:str}")
+    async def delete_upstream(
+        self, upstream_id: str, db: AsyncSession, owner: Tenant | None, actor: Actor, services: Services
+    ) -> None:
+        row = await upstreams.upstream_by_id(db, upstream_id, tenant_id=_tenant_id(owner))
+        await upstreams.delete_upstream(db, row, actor=actor.label)
+        after_commit(db, services.router.forget)
+
+
+class PlatformUpstreamController(UpstreamController):
+    path = "/platform/upstreams"
+    tags = ["platform"]
+    dependencies = {"owner": Provide(provide_platform_owner, sync_to_thread=False)}
