@@ -11,14 +11,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import aiohttp
 import msgspec
 
 from gateway.domain import Dialect, Principal, Route, Usage
-from gateway.errors import GatewayError, UpstreamUnavailable
+from gateway.errors import GatewayError, UpstreamError, UpstreamUnavailable
 from gateway.metering import Meter, UsageRecord, request_log_line
 from gateway.plans import Plan, StreamTap, make_plan
 from gateway.protocols.sse import SSEDecoder, SSEError, SSEEvent, encode_event
@@ -79,7 +79,30 @@ class Relay:
         self._timeouts = timeouts
         self._beta_defaults = beta_defaults
 
-    async def call(self, call: Call) -> JSONReply | StreamReply:
+    async def call(self, call: Call, fallbacks: tuple[Route, ...] = ()) -> JSONReply | StreamReply:
+        """Relay ``call``; before the first byte, a connect error, timeout, 429 or 5xx tries the next fallback.
+
+        Each attempt is metered on its own (a failed one with no tokens); fallback attempts carry
+        the request id with a ``.N`` suffix. Once a byte has reached the client there is no fallback.
+        """
+        routes = (call.route, *fallbacks)
+        for n, route in enumerate(routes):
+            attempt = call if n == 0 else replace(call, route=route, request_id=f"{call.request_id}.{n}", notes=())
+            try:
+                reply = await self._attempt(attempt)
+            except GatewayError as exc:
+                if n + 1 < len(routes) and _falls_back(exc):
+                    log.warning(
+                        "falling back from %s to %s: %s", route.public_name, routes[n + 1].public_name, exc.code
+                    )
+                    continue
+                raise
+            if n:
+                reply.headers["relay-fallback-model"] = route.public_name
+            return reply
+        raise AssertionError("unreachable: the loop returns or raises")
+
+    async def _attempt(self, call: Call) -> JSONReply | StreamReply:
         plan = make_plan(call.door, call.route, call.body, call.headers, self._beta_defaults)
         call.notes = plan.notes
         try:
@@ -238,6 +261,11 @@ class Relay:
         self._meter.record(rec)
         if log.isEnabledFor(logging.INFO):
             log.info("%s", request_log_line(rec, call.principal.prefix, call.notes))
+
+
+def _falls_back(exc: GatewayError) -> bool:
+    """Worth another model: the upstream is unreachable, slow, rate-limited or failing (not the request's fault)."""
+    return isinstance(exc, UpstreamError) and (exc.status_code == 429 or exc.status_code >= 500)
 
 
 def _scrubbed(data: bytes, secret: bytes) -> bytes:

@@ -62,6 +62,15 @@ class Router:
             raise PermissionDenied(f"this API key may not use model {route.public_name!r}")
         return route
 
+    async def fallbacks(self, principal: Principal, route: Route) -> tuple[Route, ...]:
+        """The routes of ``route``'s fallback models this key may use, in order (unusable ones skipped)."""
+        out: list[Route] = []
+        for name in route.fallbacks:
+            candidate = await self._lookup(principal, name)
+            if candidate is not None and _allowed(principal, candidate.public_name) and candidate != route:
+                out.append(candidate)
+        return tuple(out)
+
     async def visible(self, principal: Principal) -> list[Route]:
         """The models this key may use, custom ones first, each name once."""
         seen: dict[str, Route] = {}

@@ -30,7 +30,9 @@ async def _call(request: Request[Any, Any, Any], door: Dialect, *, count_tokens:
 
 async def _handle(request: Request[Any, Any, Any], door: Dialect) -> Response[bytes] | Stream:
     services: Services = request.app.state.services
-    reply = await services.relay.call(await _call(request, door))
+    call = await _call(request, door)
+    fallbacks = await services.router.fallbacks(call.principal, call.route) if call.route.fallbacks else ()
+    reply = await services.relay.call(call, fallbacks)
     if isinstance(reply, JSONReply):
         return Response(reply.body, status_code=reply.status, headers=reply.headers, media_type="application/json")
     return Stream(reply.chunks, headers=reply.headers, media_type="text/event-stream")
