@@ -12,8 +12,8 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from gateway.db.tables import ApiKey
-from gateway.domain import Principal, claude_code_aliases
+from gateway.db.tables import ApiKey, Tenant
+from gateway.domain import Limits, Principal, claude_code_aliases
 from gateway.errors import AuthenticationFailed
 from gateway.security import derive_key, digest_api_key, looks_like_api_key
 
@@ -96,9 +96,14 @@ class Authenticator:
 
     async def _load(self, digest: str) -> Principal | str:
         async with self._sessions() as session:
-            row = await session.scalar(sa.select(ApiKey).where(ApiKey.digest == digest))
-        if row is None:
+            found = (
+                await session.execute(
+                    sa.select(ApiKey, Tenant).join(Tenant, ApiKey.tenant_id == Tenant.id).where(ApiKey.digest == digest)
+                )
+            ).first()
+        if found is None:
             return "invalid API key: no such key"
+        row, tenant = found
         if row.revoked_at is not None:
             return f"API key {row.prefix}… was revoked at {row.revoked_at.isoformat()}"
         return Principal(
@@ -111,4 +116,13 @@ class Authenticator:
             # Explicit aliases first (the key owner's precise intent), then the Claude Code profile.
             aliases=tuple((a[0], a[1]) for a in row.aliases or ()) + claude_code_aliases(row.claude_code_profile or {}),
             expires_at=row.expires_at,
+            limits=Limits(
+                rpm=row.rpm_limit,
+                tpm=row.tpm_limit,
+                concurrency=row.concurrency_limit,
+                budget_micro_usd=row.budget_micro_usd,
+                budget_period=row.budget_period or "total",
+                tenant_budget_micro_usd=tenant.budget_micro_usd,
+                tenant_budget_period=tenant.budget_period or "total",
+            ),
         )

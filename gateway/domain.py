@@ -83,6 +83,36 @@ class Principal:
     allowed_models: tuple[str, ...] = ()
     aliases: tuple[tuple[str, str], ...] = ()
     expires_at: datetime | None = None
+    limits: Limits = field(default_factory=lambda: Limits())
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one key may consume: rates per minute, requests in flight, money (micro-USD) per period.
+
+    ``None`` means unlimited. ``budget_period`` is ``"month"`` (resets at the start of each UTC
+    month) or ``"total"``. The tenant's budget applies to all its keys together.
+    """
+
+    rpm: int | None = None
+    tpm: int | None = None
+    concurrency: int | None = None
+    budget_micro_usd: int | None = None
+    budget_period: str = "total"
+    tenant_budget_micro_usd: int | None = None
+    tenant_budget_period: str = "total"
+
+    @property
+    def any(self) -> bool:
+        return any(
+            v is not None
+            for v in (self.rpm, self.tpm, self.concurrency, self.budget_micro_usd, self.tenant_budget_micro_usd)
+        )
+
+    @property
+    def needs_estimate(self) -> bool:
+        """Token and money limits need the request's estimated size before it is sent."""
+        return self.tpm is not None or self.budget_micro_usd is not None or self.tenant_budget_micro_usd is not None
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@
     ├── PermissionDenied (403 permission_error)
     ├── NotFound (404 not_found_error)
     ├── Conflict (409 invalid_request_error)
+    ├── BudgetExceeded (402 billing_error)
     ├── RateLimited (429 rate_limit_error)
     ├── UpstreamError (status and message taken from the upstream)
     │   ├── UpstreamUnavailable (502: connect error, bad response)
@@ -26,6 +27,7 @@ from typing import Any
 
 __all__ = [
     "AuthenticationFailed",
+    "BudgetExceeded",
     "Conflict",
     "GatewayError",
     "InvalidRequest",
@@ -89,6 +91,14 @@ class Conflict(GatewayError):
 class RateLimited(GatewayError):
     status_code = 429
     code = "rate_limited"
+
+
+class BudgetExceeded(GatewayError):
+    """No money left in the key's or tenant's budget; retrying cannot help until it is raised or resets."""
+
+    status_code = 402
+    code = "budget_exceeded"
+    should_retry = False
 
 
 class ServiceUnavailable(GatewayError):

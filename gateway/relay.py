@@ -8,6 +8,7 @@ byte, and usage is recorded however the call ends (including a client that goes 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -20,6 +21,7 @@ import msgspec
 from gateway.domain import Dialect, Principal, Route, Usage
 from gateway.errors import GatewayError, UpstreamError, UpstreamUnavailable
 from gateway.metering import Meter, UsageRecord, request_log_line
+from gateway.metering.limits import Limiter, Ticket
 from gateway.plans import Plan, StreamTap, make_plan
 from gateway.protocols.sse import SSEDecoder, SSEError, SSEEvent, encode_event
 from gateway.tokencount import count_anthropic_request
@@ -45,6 +47,10 @@ class Call:
     started: float = field(default_factory=time.monotonic)
     notes: tuple[str, ...] = ()
     """Conversion notes: what translation dropped or changed (also sent as ``relay-conversion-notes``)."""
+    ticket: Ticket | None = None
+    """The request's hold on its key's limits and budgets, settled once when the call is over."""
+    spent: list[int] = field(default_factory=lambda: [0, 0])
+    """Tokens and micro-USD of every attempt so far (fallbacks included), for settling the ticket."""
 
     @property
     def stream(self) -> bool:
@@ -70,12 +76,15 @@ class Relay:
         http: aiohttp.ClientSession,
         guarded_http: aiohttp.ClientSession,
         meter: Meter,
+        limiter: Limiter,
         timeouts: Timeouts,
         beta_defaults: tuple[str, ...] = (),
     ) -> None:
         self._http = http
         self._guarded_http = guarded_http
         self._meter = meter
+        self._limiter = limiter
+        self._settling: set[asyncio.Task[None]] = set()
         self._timeouts = timeouts
         self._beta_defaults = beta_defaults
 
@@ -85,9 +94,41 @@ class Relay:
         Each attempt is metered on its own (a failed one with no tokens); fallback attempts carry
         the request id with a ``.N`` suffix. Once a byte has reached the client there is no fallback.
         """
+        try:
+            reply = await self._call_with_fallbacks(call, fallbacks)
+        except BaseException:
+            self._settle(call)
+            raise
+        if isinstance(reply, JSONReply):
+            self._settle(call)
+            return reply
+        return StreamReply(headers=reply.headers, chunks=self._settled_after(call, reply.chunks))
+
+    async def _settled_after(self, call: Call, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in chunks:
+                yield chunk
+        finally:
+            await chunks.aclose()  # type: ignore[attr-defined]
+            self._settle(call)
+
+    def _settle(self, call: Call) -> None:
+        """Release the call's limits and charge its real cost, off the response path."""
+        ticket, call.ticket = call.ticket, None
+        if ticket is None:
+            return
+        task = asyncio.create_task(self._limiter.settle(ticket, call.spent[0], call.spent[1]))
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+
+    async def _call_with_fallbacks(self, call: Call, fallbacks: tuple[Route, ...]) -> JSONReply | StreamReply:
         routes = (call.route, *fallbacks)
         for n, route in enumerate(routes):
-            attempt = call if n == 0 else replace(call, route=route, request_id=f"{call.request_id}.{n}", notes=())
+            attempt = (
+                call
+                if n == 0
+                else replace(call, route=route, request_id=f"{call.request_id}.{n}", notes=(), ticket=None)
+            )
             try:
                 reply = await self._attempt(attempt)
             except GatewayError as exc:
@@ -259,6 +300,8 @@ class Relay:
             error_code=error_code,
         )
         self._meter.record(rec)
+        call.spent[0] += usage.total_tokens
+        call.spent[1] += rec.cost_micro_usd
         if log.isEnabledFor(logging.INFO):
             log.info("%s", request_log_line(rec, call.principal.prefix, call.notes))
 

@@ -9,6 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gateway.auth import Authenticator
 from gateway.metering import Ledger, MemoryMeter, Meter, RedisMeter
+from gateway.metering.limits import Limiter, MemoryLimiter
+from gateway.metering.limits_redis import RedisLimiter
 from gateway.relay import Relay
 from gateway.routing import Router
 from gateway.security import SecretBox, derive_key
@@ -26,6 +28,7 @@ class Services:
     auth: Authenticator
     router: Router
     meter: Meter
+    limiter: Limiter
     http: aiohttp.ClientSession
     guarded_http: aiohttp.ClientSession
     relay: Relay
@@ -36,7 +39,14 @@ class Services:
     ) -> Services:
         box = SecretBox(derive_key(settings.secret_key, "upstream-secrets"))
         ledger = Ledger(sessions, engine.dialect.name)
-        meter: Meter = RedisMeter(settings.redis_url, ledger) if settings.redis_url else MemoryMeter(ledger)
+        limiter: Limiter
+        if settings.redis_url:
+            redis_meter = RedisMeter(settings.redis_url, ledger)
+            meter: Meter = redis_meter
+            limiter = RedisLimiter(redis_meter.redis, ledger.spent, fail_closed=settings.metering_fail_closed)
+        else:
+            meter = MemoryMeter(ledger)
+            limiter = MemoryLimiter(ledger.spent)
         await meter.start()
         http = create_session()
         # Tenant upstreams go through the SSRF guard, re-checked after DNS on every connection.
@@ -57,7 +67,8 @@ class Services:
             meter=meter,
             http=http,
             guarded_http=guarded,
-            relay=Relay(http, guarded, meter, timeouts, settings.anthropic_beta_defaults),
+            limiter=limiter,
+            relay=Relay(http, guarded, meter, limiter, timeouts, settings.anthropic_beta_defaults),
         )
 
     async def close(self) -> None:

@@ -36,6 +36,8 @@ class Settings:
     route_cache_ttl_s: float = 5.0
     development: bool = False
     anthropic_beta_defaults: tuple[str, ...] = ()
+    metering_fail_closed: bool = False
+    """Refuse requests with 503 while Redis is unreachable instead of falling back to per-process limits."""
     upstream_allowlist: str = ""
     """Hosts, IPs and ranges tenant upstreams may reach despite the SSRF guard (e.g. a local Ollama)."""
     provider_env: dict[str, str] = field(default_factory=dict, repr=False)
@@ -76,6 +78,7 @@ class Settings:
             route_cache_ttl_s=_float(env, "RELAY_ROUTE_CACHE_TTL", d.route_cache_ttl_s),
             development=get("RELAY_ENV", "").lower() in ("dev", "development", "test"),
             upstream_allowlist=get("RELAY_UPSTREAM_ALLOWLIST", ""),
+            metering_fail_closed=get("RELAY_METERING_FAIL_CLOSED", "").lower() in ("1", "true", "yes", "on"),
             provider_env={k: v for k, v in env.items() if k.startswith("RELAY_PROVIDER_")},
             anthropic_beta_defaults=tuple(
                 b.strip() for b in get("RELAY_ANTHROPIC_BETA_DEFAULTS", "").split(",") if b.strip()

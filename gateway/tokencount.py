@@ -104,3 +104,29 @@ def _document_tokens(source: Any) -> int:
         pages = len(_PDF_PAGE.findall(raw))
         return pages * PDF_TOKENS_PER_PAGE if pages > 0 else max(len(raw) // 3, PDF_TOKENS_PER_PAGE)
     return PDF_TOKENS_PER_PAGE
+
+
+def count_openai_request(body: dict[str, Any]) -> int:
+    """Estimated input tokens of an OpenAI chat request (messages, text parts, tools; images fixed)."""
+    texts: list[str] = []
+    fixed = 0
+    for message in body.get("messages") or []:
+        if not isinstance(message, dict):
+            continue
+        fixed += MESSAGE_OVERHEAD
+        content = message.get("content")
+        if isinstance(content, str):
+            texts.append(content)
+        elif isinstance(content, list):
+            for part in content:
+                if isinstance(part, dict) and part.get("type") == "text":
+                    texts.append(str(part.get("text", "")))
+                elif isinstance(part, dict):
+                    fixed += IMAGE_TOKENS_MAX
+        for call in message.get("tool_calls") or []:
+            if isinstance(call, dict):
+                texts.append(_encode(call.get("function", {})).decode())
+    for tool in body.get("tools") or []:
+        texts.append(_encode(tool).decode())
+    total = fixed + count_text("\n".join(texts))
+    return math.ceil(total * MARGIN) if total else 1

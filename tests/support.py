@@ -27,7 +27,7 @@ from sqlalchemy.pool import NullPool
 from gateway.app import create_app
 from gateway.db.session import migrate
 from gateway.db.tables import UsageEvent
-from gateway.manage import keys, tenants, upstreams
+from gateway.manage import keys, limits, tenants, upstreams
 from gateway.security import SecretBox, derive_key
 from gateway.settings import Settings, normalise_database_url
 from gateway.ssrf import Allowlist
@@ -211,6 +211,21 @@ class Seeder:
                 **kw,
             )
         )
+
+    def limits(self, key_id: str, **changes: Any) -> None:
+        """Set a key's limits (rpm, tpm, concurrency, budget_usd, budget_period) like `relay keys update`."""
+
+        async def apply(s: AsyncSession) -> None:
+            await limits.set_key_limits(s, await keys.find_key(s, key_id), **changes)
+
+        self.run(apply)
+
+    def tenant_budget(self, tenant: Any, budget_usd: float | None, period: str = "total") -> None:
+        async def apply(s: AsyncSession) -> None:
+            row = await tenants.get_tenant(s, tenant.name)
+            await limits.set_tenant_budget(s, row, budget_usd=budget_usd, budget_period=period)
+
+        self.run(apply)
 
     def revoke(self, key_id: str) -> None:
         self.run(lambda s: keys.revoke_key(s, key_id))

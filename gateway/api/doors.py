@@ -14,6 +14,7 @@ from litestar.response import Stream
 from gateway.api.validate import parse_body
 from gateway.auth import extract_key
 from gateway.domain import Dialect
+from gateway.metering.limits import Estimate, estimate_request
 from gateway.relay import Call, JSONReply
 from gateway.services import Services
 
@@ -32,6 +33,14 @@ async def _handle(request: Request[Any, Any, Any], door: Dialect) -> Response[by
     services: Services = request.app.state.services
     call = await _call(request, door)
     fallbacks = await services.router.fallbacks(call.principal, call.route) if call.route.fallbacks else ()
+    limits = call.principal.limits
+    if limits.any:
+        estimate = (
+            estimate_request(call.body, call.route, anthropic_body=door is Dialect.ANTHROPIC)
+            if limits.needs_estimate
+            else Estimate()
+        )
+        call.ticket = await services.limiter.admit(call.principal.key_id, call.principal.tenant_id, limits, estimate)
     reply = await services.relay.call(call, fallbacks)
     if isinstance(reply, JSONReply):
         return Response(reply.body, status_code=reply.status, headers=reply.headers, media_type="application/json")

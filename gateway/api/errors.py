@@ -28,6 +28,7 @@ ANTHROPIC_TYPES = {
 OPENAI_TYPES = {
     400: ("invalid_request_error", None),
     401: ("invalid_request_error", "invalid_api_key"),
+    402: ("insufficient_quota", "insufficient_quota"),
     403: ("permission_error", None),
     404: ("invalid_request_error", "model_not_found"),
     409: ("invalid_request_error", None),

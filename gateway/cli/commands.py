@@ -20,7 +20,7 @@ from gateway.catalog.state import provider_states
 from gateway.db.session import create_engine, create_sessionmaker, migrate
 from gateway.db.tables import Tenant
 from gateway.errors import InvalidRequest
-from gateway.manage import keys, providers, tenants, tokens, upstreams
+from gateway.manage import keys, limits, providers, tenants, tokens, upstreams
 from gateway.security import SecretBox, derive_key
 from gateway.settings import Settings
 from gateway.ssrf import Allowlist
@@ -256,8 +256,47 @@ async def keys_create(args: argparse.Namespace, settings: Settings) -> int:
             expires_at=_parse_expiry(args.expires),
             claude_code_profile=_pairs(args.claude_code_profile or "", "--claude-code-profile"),
         )
+        await _apply_limits(session, new.row, args)
     print(f"key {new.row.id} ({new.row.prefix}…) created for tenant {tenant.name}; the secret is shown once:")
     print(new.secret)
+    return 0
+
+
+async def _apply_limits(session: AsyncSession, row: Any, args: argparse.Namespace) -> None:
+    """Limit flags given on the command line; 0 removes a limit."""
+    changes: dict[str, Any] = {}
+    for flag in ("rpm", "tpm", "concurrency"):
+        value = getattr(args, flag)
+        if value is not None:
+            changes[flag] = value or None
+    if args.budget is not None:
+        changes["budget_usd"] = args.budget or None
+    if args.budget_period is not None:
+        changes["budget_period"] = args.budget_period
+    await limits.set_key_limits(session, row, **changes)
+
+
+async def keys_update(args: argparse.Namespace, settings: Settings) -> int:
+    async with _session(settings) as session:
+        row = await keys.find_key(session, args.key)
+        await _apply_limits(session, row, args)
+        budget = (
+            "none"
+            if row.budget_micro_usd is None
+            else f"${row.budget_micro_usd / 1e6:g} ({row.budget_period or 'total'})"
+        )
+        summary = f"rpm {row.rpm_limit or '-'}, tpm {row.tpm_limit or '-'}, concurrency {row.concurrency_limit or '-'}"
+    print(f"key {row.id} ({row.prefix}…): {summary}, budget {budget}")
+    return 0
+
+
+async def tenants_update(args: argparse.Namespace, settings: Settings) -> int:
+    async with _session(settings) as session:
+        tenant = await tenants.get_tenant(session, args.name)
+        await limits.set_tenant_budget(
+            session, tenant, budget_usd=args.budget or None, budget_period=args.budget_period
+        )
+    print(f"tenant {tenant.name}: budget " + (f"${args.budget:g} ({args.budget_period})" if args.budget else "none"))
     return 0
 
 

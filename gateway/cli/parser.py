@@ -19,6 +19,14 @@ def _secret_source(p: argparse.ArgumentParser) -> None:
     group.add_argument("--api-key-env", metavar="VAR", help="read the upstream key from this environment variable")
 
 
+def _limit_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--rpm", type=int, metavar="N", help="at most N requests in any 60 s")
+    p.add_argument("--tpm", type=int, metavar="N", help="at most N tokens in any 60 s")
+    p.add_argument("--concurrency", type=int, metavar="N", help="at most N requests in flight")
+    p.add_argument("--budget", type=float, metavar="USD", help="spending limit in USD")
+    p.add_argument("--budget-period", choices=["month", "total"], help="month: resets each UTC month (default total)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="relay", description="Relay: one sk- key, any model, either API dialect.")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
@@ -36,6 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = tenants.add_parser("create", help="create a tenant")
     p.add_argument("name")
     p.set_defaults(handler=commands.tenants_create)
+    p = tenants.add_parser("update", help="set a tenant's budget (all its keys together)")
+    p.add_argument("name")
+    p.add_argument("--budget", type=float, metavar="USD", help="spending limit in USD (0 removes it)")
+    p.add_argument("--budget-period", choices=["month", "total"], default="total")
+    p.set_defaults(handler=commands.tenants_update)
     p = tenants.add_parser("list", help="list tenants")
     p.set_defaults(handler=commands.tenants_list)
 
@@ -122,7 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="opus=M,sonnet=M,haiku=M",
         help="route the models Claude Code asks for, by family, to these models",
     )
+    _limit_options(p)
     p.set_defaults(handler=commands.keys_create)
+    p = keys.add_parser("update", help="change a key's limits and budget (0 removes a limit)")
+    p.add_argument("key", metavar="KEY_ID_OR_PREFIX")
+    _limit_options(p)
+    p.set_defaults(handler=commands.keys_update)
     p = keys.add_parser("list", help="list a tenant's keys")
     p.add_argument("--tenant", required=True)
     p.set_defaults(handler=commands.keys_list)

@@ -60,6 +60,8 @@ class Tenant(Base):
     __tablename__ = "tenants"
     id: Mapped[str] = mapped_column(sa.String(32), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(sa.String(200), unique=True)
+    budget_micro_usd: Mapped[int | None] = mapped_column(sa.BigInteger)
+    budget_period: Mapped[str | None] = mapped_column(sa.String(10))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -64,6 +66,16 @@ class Ledger:
 
     async def flush(self) -> None:
         await self._idle.wait()
+
+    async def spent(self, kind: str, owner: str, since: datetime | None) -> int:
+        """Micro-USD a key or tenant spent since ``since`` (all time when None), from the ledger."""
+        await self.flush()
+        column = UsageEvent.key_id if kind == "key" else UsageEvent.tenant_id
+        query = sa.select(sa.func.coalesce(sa.func.sum(UsageEvent.cost_micro_usd), 0)).where(column == owner)
+        if since is not None:
+            query = query.where(UsageEvent.created_at >= since)
+        async with self._sessions() as session:
+            return int(await session.scalar(query) or 0)
 
     async def close(self) -> None:
         await self.flush()
