@@ -10,12 +10,11 @@ from contextlib import asynccontextmanager
 from litestar import Litestar, Router
 from litestar.exceptions import HTTPException
 from litestar.logging.config import LoggingConfig
-from litestar.openapi import OpenAPIConfig
 
 from gateway.api.doors import DOOR_HANDLERS
 from gateway.api.errors import gateway_error_handler
 from gateway.api.health import HEALTH_HANDLERS
-from gateway.api.management import MANAGEMENT_API
+from gateway.api.management import MANAGEMENT_API, openapi_config
 from gateway.api.models import MODEL_HANDLERS
 from gateway.db.session import create_engine, create_sessionmaker, migrate
 from gateway.errors import GatewayError
@@ -61,8 +60,6 @@ def create_app(settings: Settings | None = None, *, auto_migrate: bool | None = 
             configure_root_logger=False,
             loggers={"relay": {"level": settings.log_level.upper(), "handlers": ["queue_listener"]}},
         ),
-        openapi_config=OpenAPIConfig(
-            title="Relay management API", version="1", path=f"{settings.root_path}/api/v1/schema"
-        ),
+        openapi_config=openapi_config(settings.root_path),
         debug=False,
     )

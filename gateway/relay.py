@@ -152,7 +152,7 @@ class Relay:
             self._record(call, Usage(), exc.status_code, None, exc.code)
             raise
         secret = call.route.upstream.api_key
-        headers = {"request-id": call.request_id, **forwarded_response_headers(resp.headers, secret=secret)}
+        headers = {**request_id_headers(call.request_id), **forwarded_response_headers(resp.headers, secret=secret)}
         if plan.notes:
             headers["relay-conversion-notes"] = ",".join(plan.notes)
         if resp.status >= 400:
@@ -174,7 +174,7 @@ class Relay:
 
     async def count_tokens(self, call: Call) -> JSONReply:
         """Anthropic upstreams count for themselves; for the others we count locally (never a fake 0)."""
-        headers = {"request-id": call.request_id}
+        headers = request_id_headers(call.request_id)
         route = call.route
         if route.dialect is not Dialect.ANTHROPIC:
             count = count_anthropic_request(call.body)
@@ -256,6 +256,8 @@ class Relay:
             async for chunk in resp.content.iter_any():
                 out = [e for ev in decoder.feed(chunk) for e in tap.feed(ev)]
                 if out:
+                    if error_code is None and _has_error_event(out):
+                        error_code = "upstream_stream_error"
                     if ttft_ms is None:
                         ttft_ms = _ms_since(call.started)
                     yield _scrubbed(_encode_all(out), secret)
@@ -267,6 +269,8 @@ class Relay:
                     break
             else:
                 tail = [e for ev in decoder.finish() for e in tap.feed(ev)] + tap.finish()
+                if error_code is None and _has_error_event(tail):
+                    error_code = "upstream_stream_error"
                 if tail:
                     yield _scrubbed(_encode_all(tail), secret)
             clean = error_code is None
@@ -304,6 +308,16 @@ class Relay:
         call.spent[1] += rec.cost_micro_usd
         if log.isEnabledFor(logging.INFO):
             log.info("%s", request_log_line(rec, call.principal.prefix, call.notes))
+
+
+def _has_error_event(events: list[SSEEvent]) -> bool:
+    """A terminal error in either dialect: Anthropic's ``event: error``, OpenAI's ``data: {"error": …}``."""
+    return any(e.event == "error" or e.data.startswith('{"error"') for e in events)
+
+
+def request_id_headers(request_id: str) -> dict[str, str]:
+    """Each SDK reads its own header: Anthropic's ``request-id``, OpenAI's ``x-request-id``."""
+    return {"request-id": request_id, "x-request-id": request_id}
 
 
 def _falls_back(exc: GatewayError) -> bool:

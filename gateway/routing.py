@@ -123,27 +123,25 @@ class Router:
             upstreams: dict[str, Upstream] = {}
             for model, up in rows:  # the operator's own platform models win over catalog entries
                 if up.id not in upstreams:
-                    upstreams[up.id] = self._upstream(up)
+                    upstreams[up.id] = upstream_from_row(up, self._box)
                 table[model.name] = _route(model, upstreams[up.id])
         return table
 
-    def _upstream(self, row: UpstreamRow) -> Upstream:
-        key = (
-            self._box.decrypt(row.api_key_encrypted, context=upstream_secret_context(row.id))
-            if row.api_key_encrypted
-            else ""
-        )
-        return Upstream(
-            id=row.id,
-            name=row.name,
-            tenant_id=row.tenant_id,
-            dialect=Dialect(row.dialect),
-            base_url=row.base_url,
-            api_key=key,
-            extra_headers=tuple((row.extra_headers or {}).items()),
-            timeout_s=row.timeout_s,
-            profile=dict(row.profile or {}),
-        )
+
+def upstream_from_row(row: UpstreamRow, box: SecretBox) -> Upstream:
+    """The domain record of a stored upstream, its credential decrypted (bound to its row)."""
+    key = box.decrypt(row.api_key_encrypted, context=upstream_secret_context(row.id)) if row.api_key_encrypted else ""
+    return Upstream(
+        id=row.id,
+        name=row.name,
+        tenant_id=row.tenant_id,
+        dialect=Dialect(row.dialect),
+        base_url=row.base_url,
+        api_key=key,
+        extra_headers=tuple((row.extra_headers or {}).items()),
+        timeout_s=row.timeout_s,
+        profile=dict(row.profile or {}),
+    )
 
 
 def _route(model: ModelRow, upstream: Upstream) -> Route:

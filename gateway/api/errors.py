@@ -80,7 +80,7 @@ def gateway_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Re
     if err.should_retry is not None:
         headers["x-should-retry"] = "true" if err.should_retry else "false"
     if request_id:
-        headers["request-id"] = request_id
+        headers["request-id"] = headers["x-request-id"] = request_id
     envelope = getattr(err, "envelope", None)
     if envelope is not None:  # a converter already wrote the error in the door's dialect
         if door is Dialect.ANTHROPIC and request_id:

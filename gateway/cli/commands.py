@@ -21,9 +21,12 @@ from gateway.db.session import create_engine, create_sessionmaker, migrate
 from gateway.db.tables import Tenant
 from gateway.errors import InvalidRequest
 from gateway.manage import keys, limits, providers, tenants, tokens, upstreams
+from gateway.probe import probe
+from gateway.routing import upstream_from_row
 from gateway.security import SecretBox, derive_key
 from gateway.settings import Settings
-from gateway.ssrf import Allowlist
+from gateway.ssrf import Allowlist, guarded_session
+from gateway.upstreams.client import create_session
 
 
 @asynccontextmanager
@@ -209,6 +212,27 @@ async def models_show(args: argparse.Namespace, settings: Settings) -> int:
     }
     print(json.dumps(doc, indent=2))
     return 0
+
+
+async def models_test(args: argparse.Namespace, settings: Settings) -> int:
+    """Probe a model's upstream for real; store what it learned in the model's capability profile."""
+    async with _session(settings) as session:
+        model, up = await upstreams.get_model(session, args.name, tenant=await _tenant_or_platform(session, args))
+        upstream = upstream_from_row(up, _box(settings))
+        http = (
+            create_session() if up.tenant_id is None else guarded_session(Allowlist.parse(settings.upstream_allowlist))
+        )
+        async with http:
+            result = await probe(http, upstream, model.upstream_model)
+        if not args.no_save:
+            await upstreams.record_probe(session, model, result.to_dict())
+    for check in result.checks:
+        mark = "ok  " if check.ok else "FAIL" if check.detail != "skipped" else "skip"
+        latency = f"{check.latency_ms} ms" if check.latency_ms is not None else ""
+        print(f"{mark} {check.name:13} {latency:>8}  {check.detail}")
+    learned = upstreams.effective_profile(up, model.profile, model.max_output_tokens).to_dict()
+    print(json.dumps({"capabilities": result.capabilities, "learned": result.profile, "profile": learned}, indent=2))
+    return 0 if result.ok else 1
 
 
 def _parse_expiry(value: str | None) -> datetime | None:

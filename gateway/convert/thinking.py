@@ -88,10 +88,15 @@ def enable_thinking(body: dict[str, Any], *, dialect: Dialect | str, budget: int
         out["reasoning_effort"] = effort_for_budget(budget)
         return out
     budget = max(budget, MIN_BUDGET)
-    out["thinking"] = {"type": "enabled", "budget_tokens": budget}
     max_tokens = out.get("max_tokens")
-    if not isinstance(max_tokens, int) or max_tokens <= budget:
-        out["max_tokens"] = budget + 8192 if not isinstance(max_tokens, int) else max(max_tokens, budget + MIN_BUDGET)
+    if isinstance(max_tokens, int):
+        # The client's max_tokens is a spending promise: fit the budget under it (§6.4), never raise it.
+        budget = min(budget, max_tokens - 1)
+        if budget < MIN_BUDGET:
+            return out
+    else:
+        out["max_tokens"] = budget + 8192
+    out["thinking"] = {"type": "enabled", "budget_tokens": budget}
     for key in ("temperature", "top_k"):
         out.pop(key, None)
     return out

@@ -341,3 +341,13 @@ async def update_model(
 async def delete_model(session: AsyncSession, row: ModelRow, *, actor: str = "cli") -> None:
     await session.delete(row)
     await audit(session, row.tenant_id, actor, "model.delete", row.name)
+
+
+async def record_probe(session: AsyncSession, model: ModelRow, result: dict[str, Any], *, actor: str = "cli") -> None:
+    """Keep a probe's findings: its learned profile keys join the model's, its report goes to capabilities."""
+    learned = result.get("profile") or {}
+    model.profile = {**(model.profile or {}), **learned}  # a new dict, so the JSON column is seen as changed
+    model.capabilities = {**(model.capabilities or {}), "probe": result, "features": result.get("capabilities", [])}
+    await audit(
+        session, model.tenant_id, actor, "model.probe", model.name, {"ok": result.get("ok"), "learned": learned}
+    )

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from support import SECRET, free_port
 
-from gateway.testing.fake_upstream import Reply
+from gateway.testing.fake_upstream import Reply, ToolCall
 
 RELAY = [sys.executable, "-m", "gateway"]
 
@@ -368,3 +368,61 @@ def test_capability_profile_from_the_cli(stack, fake):
     sent = fake.requests[-1].json
     assert sent.get("max_tokens", sent.get("max_completion_tokens")) == 8192
     assert "max_tokens_clamped" in r.headers["relay-conversion-notes"]
+
+
+def test_models_test_probes_and_stores_the_profile(stack, fake):
+    tenant = f"cli-probe-{time.monotonic_ns()}"
+    ok(relay(stack, "tenants", "create", tenant))
+    ok(
+        relay(
+            stack,
+            "upstreams",
+            "add",
+            "ds",
+            "--tenant",
+            tenant,
+            "--dialect",
+            "openai",
+            "--base-url",
+            fake.url + "/v1",
+            "--api-key-env",
+            "PROBE_KEY",
+            env={"PROBE_KEY": "probe-secret-key"},
+        )
+    )
+    ok(relay(stack, "models", "add", "ds-r1", "--tenant", tenant, "--upstream", "ds", "--upstream-model", "r1"))
+    # The probe's requests, in order: completion, streaming, tools, images.
+    fake.enqueue(
+        Reply(text="pong", reasoning="thinking about pong"),
+        Reply(text="pong", reasoning="thinking about pong"),
+        Reply(tool_calls=[ToolCall(name="get_weather", arguments={"city": "Paris"})]),
+        Reply(text="red"),
+    )
+    out = ok(relay(stack, "models", "test", "ds-r1", "--tenant", tenant))
+    assert "ok   completion" in out and "ok   streaming" in out and "ok   tools" in out
+    assert "probe-secret-key" not in out
+    shown = json.loads(ok(relay(stack, "models", "show", "ds-r1", "--tenant", tenant)))
+    assert shown["profile"]["reasoning_dialect"] == "deepseek"  # learned from reasoning_content
+    assert shown["profile_overrides"]["model"]["supports_stream_options"] is True
+
+
+def test_models_test_reports_a_dead_upstream(stack):
+    tenant = f"cli-probe-dead-{time.monotonic_ns()}"
+    ok(relay(stack, "tenants", "create", tenant))
+    ok(
+        relay(
+            stack,
+            "upstreams",
+            "add",
+            "dead",
+            "--tenant",
+            tenant,
+            "--dialect",
+            "anthropic",
+            "--base-url",
+            f"http://127.0.0.1:{free_port()}",
+        )
+    )
+    ok(relay(stack, "models", "add", "gone", "--tenant", tenant, "--upstream", "dead", "--upstream-model", "x"))
+    r = relay(stack, "models", "test", "gone", "--tenant", tenant)
+    assert r.returncode == 1 and "FAIL completion" in r.stdout and "skip streaming" in r.stdout

@@ -11,6 +11,8 @@ from __future__ import annotations
 from litestar import Router
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
 from sqlalchemy.exc import IntegrityError
 
 from gateway.api.management.access import provide_actor, provide_db, provide_services, require_access
@@ -22,7 +24,7 @@ from gateway.api.management.tenants import TenantController, UserController, me
 from gateway.api.management.upstreams import PlatformUpstreamController, UpstreamController
 from gateway.errors import GatewayError
 
-__all__ = ["MANAGEMENT_API"]
+__all__ = ["MANAGEMENT_API", "openapi_config"]
 
 MANAGEMENT_API = Router(
     path="/api/v1",
@@ -49,4 +51,21 @@ MANAGEMENT_API = Router(
         IntegrityError: management_error_handler,
     },
     include_in_schema=True,
+    security=[{"managementToken": []}],
 )
+
+
+def openapi_config(root_path: str = "") -> OpenAPIConfig:
+    """The OpenAPI document of the management API (the doors are left out of it), at ``/api/v1/schema``."""
+    return OpenAPIConfig(
+        title="Relay management API",
+        version="1",
+        path=f"{root_path}/api/v1/schema",
+        components=Components(
+            security_schemes={
+                "managementToken": SecurityScheme(
+                    type="http", scheme="bearer", description="rlm-… from `relay tokens create`"
+                )
+            }
+        ),
+    )

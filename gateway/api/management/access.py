@@ -12,11 +12,13 @@ a tenant actor naming another tenant gets the same 404 as for a tenant that does
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Request
 from litestar.connection import ASGIConnection
+from litestar.di import NamedDependency
 from litestar.handlers import BaseRouteHandler
+from litestar.params import QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.db.tables import Tenant
@@ -24,6 +26,17 @@ from gateway.errors import InvalidRequest, NotFound, PermissionDenied
 from gateway.manage import tenants, tokens
 from gateway.manage.tokens import Access, Actor
 from gateway.services import Services
+
+Db = NamedDependency[AsyncSession]
+"""The request's unit of work (``provide_db``)."""
+CurrentActor = NamedDependency[Actor]
+Svc = NamedDependency[Services]
+Owner = NamedDependency[Tenant | None]
+"""Whose upstreams and models a route acts on: a tenant, or ``None`` for the platform's built-in ones."""
+OwnTenant = NamedDependency[Tenant]
+TenantQuery = Annotated[
+    str | None, QueryParameter(description="platform tokens: the tenant to act on (tenant tokens: their own)")
+]
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _AFTER_COMMIT = "relay.after_commit"
@@ -94,7 +107,7 @@ def after_commit(db: AsyncSession, hook: Callable[[], None]) -> None:
     db.info.setdefault(_AFTER_COMMIT, []).append(hook)
 
 
-async def provide_tenant(actor: Actor, db: AsyncSession, tenant_id: str | None = None) -> Tenant:
+async def provide_tenant(actor: CurrentActor, db: Db, tenant_id: TenantQuery = None) -> Tenant:
     """The tenant a tenant-owned route acts on: the actor's own, or for a platform actor ``?tenant_id=``."""
     if actor.tenant_id is None:
         if not tenant_id:
@@ -108,11 +121,11 @@ async def provide_tenant(actor: Actor, db: AsyncSession, tenant_id: str | None =
     return await tenants.tenant_by_id(db, actor.tenant_id)
 
 
-async def provide_tenant_owner(actor: Actor, db: AsyncSession, tenant_id: str | None = None) -> Tenant | None:
+async def provide_tenant_owner(actor: CurrentActor, db: Db, tenant_id: TenantQuery = None) -> Tenant | None:
     return await provide_tenant(actor, db, tenant_id)
 
 
-def provide_platform_owner(actor: Actor) -> Tenant | None:
+def provide_platform_owner(actor: CurrentActor) -> Tenant | None:
     """Built-in upstreams and models belong to no tenant: platform actors only."""
     if not actor.platform:
         raise PermissionDenied("built-in upstreams and models are managed with a platform token")

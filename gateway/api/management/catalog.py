@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import msgspec
 from litestar import get
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.api.management.access import Db, Svc
 from gateway.catalog.state import ProviderState, provider_states
-from gateway.services import Services
 
 
 class CatalogModelOut(msgspec.Struct, kw_only=True):
@@ -68,6 +67,6 @@ def _provider(state: ProviderState) -> CatalogProviderOut:
 
 
 @get("/catalog", tags=["catalog"])
-async def catalog(db: AsyncSession, services: Services) -> Catalog:
+async def catalog(db: Db, services: Svc) -> Catalog:
     states = await provider_states(db, services.box, services.settings.provider_env)
     return Catalog(providers=[_provider(s) for s in states])

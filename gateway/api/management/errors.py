@@ -106,12 +106,11 @@ def _validation_message(exc: ValidationException) -> tuple[str, str | None]:
     for item in exc.extra if isinstance(exc.extra, list) else []:
         text = str(item.get("message", "invalid value")) if isinstance(item, dict) else str(item)
         key = str(item.get("key", "")) if isinstance(item, dict) else ""
-        if missing := _MISSING.match(text):
-            key, text = missing.group(1), "field required"
-        elif unknown := _UNKNOWN.match(text):
-            key, text = unknown.group(1), "unknown field"
-        if key in ("", "data"):
-            key = "body"
+        key = "" if key == "data" else key.replace("[...]", "")  # "[...]": a dict's value
+        if named := _MISSING.match(text) or _UNKNOWN.match(text):
+            key = f"{key}.{named.group(1)}" if key else named.group(1)
+            text = "field required" if text.startswith("Object missing") else "unknown field"
+        key = key or "body"
         first = first or key
         parts.append(f"{key}: {text}")
     return ("; ".join(parts) or str(exc.detail)), first

@@ -8,15 +8,13 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, get, patch, post
 from litestar.di import Provide
+from litestar.params import FromPath, JSONBody
 from msgspec import UNSET, Meta, UnsetType
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.api.management.access import after_commit, provide_tenant
+from gateway.api.management.access import CurrentActor, Db, OwnTenant, Svc, after_commit, provide_tenant
 from gateway.api.management.fields import Body, ModelName, changes_of
-from gateway.db.tables import ApiKey, Tenant
+from gateway.db.tables import ApiKey
 from gateway.manage import keys
-from gateway.manage.tokens import Actor
-from gateway.services import Services
 
 Expiry = Annotated[datetime, Meta(tz=True)]
 Glob = Annotated[str, Meta(min_length=1, max_length=200)]
@@ -102,12 +100,12 @@ class KeyController(Controller):
     dependencies = {"tenant": Provide(provide_tenant)}
 
     @get("/")
-    async def list_keys(self, db: AsyncSession, tenant: Tenant) -> list[Key]:
+    async def list_keys(self, db: Db, tenant: OwnTenant) -> list[Key]:
         return [key_out(r) for r in await keys.list_keys(db, tenant=tenant)]
 
     @post("/")
     async def create_key(
-        self, data: KeyCreate, db: AsyncSession, tenant: Tenant, actor: Actor, services: Services
+        self, data: JSONBody[KeyCreate], db: Db, tenant: OwnTenant, actor: CurrentActor, services: Svc
     ) -> KeyCreated:
         new = await keys.create_key(
             db,
@@ -124,12 +122,18 @@ class KeyController(Controller):
         return KeyCreated(**_fields(new.row), secret=new.secret)
 
     @get("/{key_id:str}")
-    async def get_key(self, key_id: str, db: AsyncSession, tenant: Tenant) -> Key:
+    async def get_key(self, key_id: FromPath[str], db: Db, tenant: OwnTenant) -> Key:
         return key_out(await keys.key_by_id(db, key_id, tenant_id=tenant.id))
 
     @patch("/{key_id:str}")
     async def update_key(
-        self, key_id: str, data: KeyUpdate, db: AsyncSession, tenant: Tenant, actor: Actor, services: Services
+        self,
+        key_id: FromPath[str],
+        data: JSONBody[KeyUpdate],
+        db: Db,
+        tenant: OwnTenant,
+        actor: CurrentActor,
+        services: Svc,
     ) -> Key:
         row = await keys.key_by_id(db, key_id, tenant_id=tenant.id)
         changes = changes_of(data)
@@ -140,7 +144,9 @@ class KeyController(Controller):
         return key_out(row)
 
     @post("/{key_id:str}/revoke", status_code=200)
-    async def revoke_key(self, key_id: str, db: AsyncSession, tenant: Tenant, actor: Actor, services: Services) -> Key:
+    async def revoke_key(
+        self, key_id: FromPath[str], db: Db, tenant: OwnTenant, actor: CurrentActor, services: Svc
+    ) -> Key:
         row = await keys.key_by_id(db, key_id, tenant_id=tenant.id)
         await keys.revoke_key(db, row.id, tenant_id=tenant.id, actor=actor.label)
         after_commit(db, services.auth.forget)

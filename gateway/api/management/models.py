@@ -8,16 +8,22 @@ from typing import Any
 import msgspec
 from litestar import Controller, delete, get, patch, post
 from litestar.di import Provide
+from litestar.params import FromPath, JSONBody
 from msgspec import UNSET, UnsetType
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.api.management.access import after_commit, provide_platform_owner, provide_tenant_owner
+from gateway.api.management.access import (
+    CurrentActor,
+    Db,
+    Owner,
+    Svc,
+    after_commit,
+    provide_platform_owner,
+    provide_tenant_owner,
+)
 from gateway.api.management.fields import Body, ModelName, PositiveInt, Price, changes_of
-from gateway.db.tables import ModelRow, Tenant, UpstreamRow
+from gateway.db.tables import ModelRow, UpstreamRow
 from gateway.errors import NotFound
 from gateway.manage import upstreams
-from gateway.manage.tokens import Actor
-from gateway.services import Services
 
 
 class ModelCreate(Body):
@@ -103,7 +109,7 @@ def model_detail(model: ModelRow, up: UpstreamRow) -> ModelDetail:
     return ModelDetail(**_fields(model, up), effective_profile=profile)
 
 
-def _tenant_id(owner: Tenant | None) -> str | None:
+def _tenant_id(owner: Owner) -> str | None:
     return owner.id if owner else None
 
 
@@ -113,12 +119,12 @@ class ModelController(Controller):
     dependencies = {"owner": Provide(provide_tenant_owner)}
 
     @get("/")
-    async def list_models(self, db: AsyncSession, owner: Tenant | None) -> list[Model]:
+    async def list_models(self, db: Db, owner: Owner) -> list[Model]:
         return [Model(**_fields(m, u)) for m, u in await upstreams.list_models(db, tenant=owner)]
 
     @post("/")
     async def create_model(
-        self, data: ModelCreate, db: AsyncSession, owner: Tenant | None, actor: Actor, services: Services
+        self, data: JSONBody[ModelCreate], db: Db, owner: Owner, actor: CurrentActor, services: Svc
     ) -> ModelDetail:
         try:
             upstream = await upstreams.upstream_by_id(db, data.upstream_id, tenant_id=_tenant_id(owner))
@@ -144,12 +150,18 @@ class ModelController(Controller):
         return model_detail(row, upstream)
 
     @get("/{model_id:str}")
-    async def get_model(self, model_id: str, db: AsyncSession, owner: Tenant | None) -> ModelDetail:
+    async def get_model(self, model_id: FromPath[str], db: Db, owner: Owner) -> ModelDetail:
         return model_detail(*await upstreams.model_by_id(db, model_id, tenant_id=_tenant_id(owner)))
 
     @patch("/{model_id:str}")
     async def update_model(
-        self, model_id: str, data: ModelUpdate, db: AsyncSession, owner: Tenant | None, actor: Actor, services: Services
+        self,
+        model_id: FromPath[str],
+        data: JSONBody[ModelUpdate],
+        db: Db,
+        owner: Owner,
+        actor: CurrentActor,
+        services: Svc,
     ) -> ModelDetail:
         row, _ = await upstreams.model_by_id(db, model_id, tenant_id=_tenant_id(owner))
         row, upstream = await upstreams.update_model(db, row, changes_of(data), actor=actor.label)
@@ -158,7 +170,7 @@ class ModelController(Controller):
 
     @delete("/{model_id:str}")
     async def delete_model(
-        self, model_id: str, db: AsyncSession, owner: Tenant | None, actor: Actor, services: Services
+        self, model_id: FromPath[str], db: Db, owner: Owner, actor: CurrentActor, services: Svc
     ) -> None:
         row, _ = await upstreams.model_by_id(db, model_id, tenant_id=_tenant_id(owner))
         await upstreams.delete_model(db, row, actor=actor.label)

@@ -8,15 +8,14 @@ from typing import Annotated, Literal
 import msgspec
 from litestar import Controller, get, post
 from litestar.di import Provide
+from litestar.params import FromPath, JSONBody
 from msgspec import Meta
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.api.management.access import provide_tenant
+from gateway.api.management.access import CurrentActor, Db, OwnTenant, provide_tenant
 from gateway.api.management.fields import Body, Name
 from gateway.db.tables import Tenant, User
 from gateway.errors import PermissionDenied
 from gateway.manage import tenants
-from gateway.manage.tokens import Actor
 
 Role = Literal["owner", "admin", "member"]
 
@@ -40,15 +39,15 @@ class TenantController(Controller):
     tags = ["platform"]
 
     @get("/", opt={"access": "platform-read"})
-    async def list_tenants(self, db: AsyncSession) -> list[TenantOut]:
+    async def list_tenants(self, db: Db) -> list[TenantOut]:
         return [tenant_out(t) for t in await tenants.list_tenants(db)]
 
     @post("/", opt={"access": "platform"})
-    async def create_tenant(self, data: TenantCreate, db: AsyncSession, actor: Actor) -> TenantOut:
+    async def create_tenant(self, data: JSONBody[TenantCreate], db: Db, actor: CurrentActor) -> TenantOut:
         return tenant_out(await tenants.create_tenant(db, data.name, actor=actor.label))
 
     @get("/{tenant_id:str}", opt={"access": "platform-read"})
-    async def get_tenant(self, tenant_id: str, db: AsyncSession) -> TenantOut:
+    async def get_tenant(self, tenant_id: FromPath[str], db: Db) -> TenantOut:
         return tenant_out(await tenants.tenant_by_id(db, tenant_id))
 
 
@@ -81,11 +80,11 @@ class UserController(Controller):
     dependencies = {"tenant": Provide(provide_tenant)}
 
     @get("/", opt={"access": "users"})
-    async def list_users(self, db: AsyncSession, tenant: Tenant) -> list[UserOut]:
+    async def list_users(self, db: Db, tenant: OwnTenant) -> list[UserOut]:
         return [user_out(u) for u in await tenants.list_users(db, tenant_id=tenant.id)]
 
     @post("/", opt={"access": "users"})
-    async def create_user(self, data: UserCreate, db: AsyncSession, tenant: Tenant, actor: Actor) -> UserOut:
+    async def create_user(self, data: JSONBody[UserCreate], db: Db, tenant: OwnTenant, actor: CurrentActor) -> UserOut:
         if data.platform_admin and not actor.platform:
             raise PermissionDenied("platform_admin: only a platform token may create a platform admin")
         user = await tenants.create_user(
@@ -111,7 +110,7 @@ class Me(msgspec.Struct, kw_only=True):
 
 
 @get("/me", tags=["me"])
-async def me(actor: Actor, db: AsyncSession) -> Me:
+async def me(actor: CurrentActor, db: Db) -> Me:
     tenant = await tenants.tenant_by_id(db, actor.tenant_id) if actor.tenant_id else None
     return Me(
         kind=actor.kind,

@@ -8,16 +8,22 @@ from typing import Any, Literal
 import msgspec
 from litestar import Controller, delete, get, patch, post
 from litestar.di import Provide
+from litestar.params import FromPath, JSONBody
 from msgspec import UNSET, UnsetType
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.api.management.access import after_commit, provide_platform_owner, provide_tenant_owner
+from gateway.api.management.access import (
+    CurrentActor,
+    Db,
+    Owner,
+    Svc,
+    after_commit,
+    provide_platform_owner,
+    provide_tenant_owner,
+)
 from gateway.api.management.fields import Body, HeaderName, HeaderValue, Name, Secret, Timeout, changes_of
-from gateway.db.tables import Tenant, UpstreamRow
+from gateway.db.tables import UpstreamRow
 from gateway.manage import upstreams
-from gateway.manage.tokens import Actor
 from gateway.security import SecretBox, mask_secret, upstream_secret_context
-from gateway.services import Services
 from gateway.ssrf import Allowlist
 
 Dialect = Literal["openai", "anthropic"]
@@ -84,7 +90,7 @@ def upstream_out(row: UpstreamRow, box: SecretBox) -> Upstream:
     )
 
 
-def _tenant_id(owner: Tenant | None) -> str | None:
+def _tenant_id(owner: Owner) -> str | None:
     return owner.id if owner else None
 
 
@@ -94,13 +100,13 @@ class UpstreamController(Controller):
     dependencies = {"owner": Provide(provide_tenant_owner)}
 
     @get("/")
-    async def list_upstreams(self, db: AsyncSession, owner: Tenant | None, services: Services) -> list[Upstream]:
+    async def list_upstreams(self, db: Db, owner: Owner, services: Svc) -> list[Upstream]:
         rows = await upstreams.list_upstreams(db, tenant_id=_tenant_id(owner))
         return [upstream_out(r, services.box) for r in rows]
 
     @post("/")
     async def create_upstream(
-        self, data: UpstreamCreate, db: AsyncSession, owner: Tenant | None, actor: Actor, services: Services
+        self, data: JSONBody[UpstreamCreate], db: Db, owner: Owner, actor: CurrentActor, services: Svc
     ) -> Upstream:
         row = await upstreams.add_upstream(
             db,
@@ -119,21 +125,19 @@ class UpstreamController(Controller):
         return upstream_out(row, services.box)
 
     @get("/{upstream_id:str}")
-    async def get_upstream(
-        self, upstream_id: str, db: AsyncSession, owner: Tenant | None, services: Services
-    ) -> Upstream:
+    async def get_upstream(self, upstream_id: FromPath[str], db: Db, owner: Owner, services: Svc) -> Upstream:
         row = await upstreams.upstream_by_id(db, upstream_id, tenant_id=_tenant_id(owner))
         return upstream_out(row, services.box)
 
     @patch("/{upstream_id:str}")
     async def update_upstream(
         self,
-        upstream_id: str,
-        data: UpstreamUpdate,
-        db: AsyncSession,
-        owner: Tenant | None,
-        actor: Actor,
-        services: Services,
+        upstream_id: FromPath[str],
+        data: JSONBody[UpstreamUpdate],
+        db: Db,
+        owner: Owner,
+        actor: CurrentActor,
+        services: Svc,
     ) -> Upstream:
         row = await upstreams.upstream_by_id(db, upstream_id, tenant_id=_tenant_id(owner))
         await upstreams.update_upstream(
@@ -149,7 +153,7 @@ class UpstreamController(Controller):
 
     @delete("/{upstream_id:str}")
     async def delete_upstream(
-        self, upstream_id: str, db: AsyncSession, owner: Tenant | None, actor: Actor, services: Services
+        self, upstream_id: FromPath[str], db: Db, owner: Owner, actor: CurrentActor, services: Svc
     ) -> None:
         row = await upstreams.upstream_by_id(db, upstream_id, tenant_id=_tenant_id(owner))
         await upstreams.delete_upstream(db, row, actor=actor.label)

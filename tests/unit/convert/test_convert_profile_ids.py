@@ -105,8 +105,13 @@ def test_enable_thinking_both_dialects() -> None:
     a = enable_thinking(
         {"model": "m", "max_tokens": 4000, "temperature": 0.2, "messages": []}, dialect=Dialect.ANTHROPIC, budget=8000
     )
-    assert a["thinking"] == {"type": "enabled", "budget_tokens": 8000}
-    assert a["max_tokens"] > 8000 and "temperature" not in a
+    # The client's max_tokens is kept; the budget fits under it.
+    assert a["thinking"] == {"type": "enabled", "budget_tokens": 3999}
+    assert a["max_tokens"] == 4000 and "temperature" not in a
+    too_small = enable_thinking({"max_tokens": 500, "messages": []}, dialect=Dialect.ANTHROPIC, budget=8000)
+    assert "thinking" not in too_small and too_small["max_tokens"] == 500
+    unset = enable_thinking({"messages": []}, dialect=Dialect.ANTHROPIC, budget=8000)
+    assert unset["thinking"]["budget_tokens"] == 8000 and unset["max_tokens"] > 8000
     o = enable_thinking({"model": "m", "messages": []}, dialect="openai", budget=8000)
     assert o["reasoning_effort"] == "medium"
     assert enable_thinking({"max_tokens": 64000}, dialect="anthropic", budget=10)["thinking"]["budget_tokens"] == 1024
