@@ -205,9 +205,7 @@ class Relay:
 
     def _timeouts_for(self, route: Route) -> Timeouts:
         t = route.upstream.timeout_s
-        if t is None:
-            return self._timeouts
-        return Timeouts(connect_s=self._timeouts.connect_s, first_byte_s=t, idle_s=t, total_s=self._timeouts.total_s)
+        return self._timeouts if t is None else replace(self._timeouts, first_byte_s=t, idle_s=t)
 
     async def _raise_upstream_error(self, call: Call, plan: Plan, resp: aiohttp.ClientResponse) -> None:
         try:
@@ -252,8 +250,16 @@ class Relay:
         ttft_ms: int | None = None
         error_code: str | None = None
         clean = False
+        ping = _PING[call.door]
         try:
-            async for chunk in resp.content.iter_any():
+            async for chunk in _chunks_or_silence(resp, self._timeouts.keepalive_s):
+                if chunk is None:  # the upstream is thinking: keep proxies and stall detectors from cutting us
+                    yield ping
+                    if time.monotonic() > deadline:
+                        error_code = "upstream_timeout"
+                        yield _encode_all(tap.fail("upstream stream exceeded the total time limit", "timeout_error"))
+                        break
+                    continue
                 out = [e for ev in decoder.feed(chunk) for e in tap.feed(ev)]
                 if out:
                     if error_code is None and _has_error_event(out):
@@ -308,6 +314,29 @@ class Relay:
         call.spent[1] += rec.cost_micro_usd
         if log.isEnabledFor(logging.INFO):
             log.info("%s", request_log_line(rec, call.principal.prefix, call.notes))
+
+
+_PING = {
+    Dialect.ANTHROPIC: encode_event(b'{"type":"ping"}', "ping"),
+    Dialect.OPENAI: b": keep-alive\n\n",  # an SSE comment: every OpenAI client skips it
+}
+
+
+async def _chunks_or_silence(resp: aiohttp.ClientResponse, every_s: float) -> AsyncIterator[bytes | None]:
+    """The upstream's chunks as they arrive, and ``None`` after each ``every_s`` seconds of silence."""
+    while True:
+        silence = asyncio.timeout(every_s)
+        try:
+            async with silence:
+                chunk = await resp.content.readany()
+        except TimeoutError:
+            if not silence.expired():
+                raise  # aiohttp's own read timeout, not our keep-alive tick
+            yield None
+            continue
+        if not chunk:
+            return
+        yield chunk
 
 
 def _has_error_event(events: list[SSEEvent]) -> bool:

@@ -38,7 +38,7 @@ class Services:
         cls, settings: Settings, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
     ) -> Services:
         box = SecretBox(derive_key(settings.secret_key, "upstream-secrets"))
-        ledger = Ledger(sessions, engine.dialect.name)
+        ledger = Ledger(sessions, engine.dialect.name, retention_days=settings.usage_retention_days)
         limiter: Limiter
         if settings.redis_url:
             redis_meter = RedisMeter(settings.redis_url, ledger)
@@ -56,6 +56,7 @@ class Services:
             first_byte_s=settings.first_byte_timeout_s,
             idle_s=settings.idle_timeout_s,
             total_s=settings.total_timeout_s,
+            keepalive_s=settings.keepalive_s,
         )
         return cls(
             settings=settings,

@@ -32,6 +32,7 @@ class Settings:
     first_byte_timeout_s: float = 120.0
     idle_timeout_s: float = 120.0
     total_timeout_s: float = 600.0
+    keepalive_s: float = 15.0
     key_cache_ttl_s: float = 3.0
     route_cache_ttl_s: float = 5.0
     development: bool = False
@@ -40,6 +41,8 @@ class Settings:
     """Refuse requests with 503 while Redis is unreachable instead of falling back to per-process limits."""
     upstream_allowlist: str = ""
     """Hosts, IPs and ranges tenant upstreams may reach despite the SSRF guard (e.g. a local Ollama)."""
+    usage_retention_days: int = 0
+    """Delete ``usage_events`` older than this many days (the daily rollups are kept); 0 keeps them forever."""
     provider_env: dict[str, str] = field(default_factory=dict, repr=False)
     """``RELAY_PROVIDER_<NAME>_API_KEY`` / ``_ENABLED`` variables: built-in providers turned on by the environment."""
 
@@ -74,11 +77,13 @@ class Settings:
             first_byte_timeout_s=_float(env, "RELAY_FIRST_BYTE_TIMEOUT", d.first_byte_timeout_s),
             idle_timeout_s=_float(env, "RELAY_IDLE_TIMEOUT", d.idle_timeout_s),
             total_timeout_s=_float(env, "RELAY_TOTAL_TIMEOUT", d.total_timeout_s),
+            keepalive_s=_float(env, "RELAY_KEEPALIVE_INTERVAL", d.keepalive_s),
             key_cache_ttl_s=_float(env, "RELAY_KEY_CACHE_TTL", d.key_cache_ttl_s),
             route_cache_ttl_s=_float(env, "RELAY_ROUTE_CACHE_TTL", d.route_cache_ttl_s),
             development=get("RELAY_ENV", "").lower() in ("dev", "development", "test"),
             upstream_allowlist=get("RELAY_UPSTREAM_ALLOWLIST", ""),
             metering_fail_closed=get("RELAY_METERING_FAIL_CLOSED", "").lower() in ("1", "true", "yes", "on"),
+            usage_retention_days=_int(env, "RELAY_USAGE_RETENTION_DAYS", d.usage_retention_days),
             provider_env={k: v for k, v in env.items() if k.startswith("RELAY_PROVIDER_")},
             anthropic_beta_defaults=tuple(
                 b.strip() for b in get("RELAY_ANTHROPIC_BETA_DEFAULTS", "").split(",") if b.strip()

@@ -16,6 +16,8 @@ class Timeouts:
     first_byte_s: float = 120.0
     idle_s: float = 120.0
     total_s: float = 600.0
+    keepalive_s: float = 15.0
+    """Silence after which a stream gets a ping (Anthropic) or an SSE comment (OpenAI)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -71,3 +71,46 @@ def test_operator_beta_defaults_merge_with_the_clients_and_skip_openai_upstreams
     assert r.status_code == 200, r.text
     assert "anthropic-beta" not in fake.requests[-1].headers
     assert "anthropic-version" not in fake.requests[-1].headers
+
+
+@pytest.fixture
+def quick_keepalive(stack):
+    server = GatewayServer(replace(stack.settings, keepalive_s=0.2)).start()
+    yield server
+    server.stop()
+
+
+def test_silent_upstream_gets_keepalives_in_each_dialect(quick_keepalive, fake):
+    seed = Seeder(quick_keepalive.settings)
+    tenant = seed.tenant()
+    seed.model(tenant, seed.upstream(tenant, base_url=fake.url + "/v1"), "slow-gpt")
+    key = seed.key(tenant).secret
+    fake.enqueue(Reply(text="a b c", chunks=3, chunk_delay_s=0.7, usage=(5, 3)))
+    with anthropic.Anthropic(base_url=quick_keepalive.url, api_key=key, max_retries=0).messages.stream(
+        model="slow-gpt", max_tokens=20, messages=[{"role": "user", "content": "hi"}]
+    ) as stream:
+        final = stream.get_final_message()
+    assert final.content[0].text == "a b c"  # the SDK parses a stream with pings in it
+    fake.enqueue(Reply(text="a b c", chunks=3, chunk_delay_s=0.7))
+    r = httpx.post(
+        quick_keepalive.url + "/v1/messages",
+        headers={"x-api-key": key},
+        json={"model": "slow-gpt", "max_tokens": 20, "stream": True, "messages": [{"role": "user", "content": "hi"}]},
+    )
+    events = [line for line in r.text.splitlines() if line.startswith("event: ")]
+    start = events.index("event: content_block_start")
+    assert events[start:].count("event: ping") >= 2  # while the upstream is silent between chunks
+
+    fake.enqueue(Reply(text="a b c", chunks=3, chunk_delay_s=0.7))
+    r = httpx.post(
+        quick_keepalive.url + "/v1/chat/completions",
+        headers={"authorization": f"Bearer {key}"},
+        json={"model": "slow-gpt", "stream": True, "messages": [{"role": "user", "content": "hi"}]},
+    )
+    assert ": keep-alive" in r.text and r.text.rstrip().endswith("data: [DONE]")
+    chunks = list(
+        openai.OpenAI(base_url=quick_keepalive.url + "/v1", api_key=key, max_retries=0).chat.completions.create(
+            model="slow-gpt", stream=True, messages=[{"role": "user", "content": "hi"}]
+        )
+    )
+    assert chunks  # the OpenAI SDK skips the comments
