@@ -25,9 +25,11 @@ from gateway.metering.limits import Limiter, Ticket
 from gateway.plans import Plan, StreamTap, make_plan
 from gateway.protocols.sse import SSEDecoder, SSEError, SSEEvent, encode_event
 from gateway.tokencount import count_anthropic_request
+from gateway.upstreams.breaker import Breakers
 from gateway.upstreams.client import Timeouts, UpstreamRequest, read_body, send
 from gateway.upstreams.errors import upstream_error
 from gateway.upstreams.headers import endpoint_url, forwarded_response_headers, upstream_headers
+from gateway.upstreams.retry import RetryPolicy, falls_back
 
 _encode = msgspec.json.Encoder().encode
 log = logging.getLogger("relay.request")
@@ -79,7 +81,11 @@ class Relay:
         limiter: Limiter,
         timeouts: Timeouts,
         beta_defaults: tuple[str, ...] = (),
+        retry: RetryPolicy | None = None,
+        breakers: Breakers | None = None,
     ) -> None:
+        self._retry = retry or RetryPolicy()
+        self.breakers = self._breakers = breakers or Breakers()
         self._http = http
         self._guarded_http = guarded_http
         self._meter = meter
@@ -123,34 +129,54 @@ class Relay:
 
     async def _call_with_fallbacks(self, call: Call, fallbacks: tuple[Route, ...]) -> JSONReply | StreamReply:
         routes = (call.route, *fallbacks)
+        attempts = 0
+        waited = 0.0
         for n, route in enumerate(routes):
-            attempt = (
-                call
-                if n == 0
-                else replace(call, route=route, request_id=f"{call.request_id}.{n}", notes=(), ticket=None)
-            )
-            try:
-                reply = await self._attempt(attempt)
-            except GatewayError as exc:
-                if n + 1 < len(routes) and _falls_back(exc):
-                    log.warning(
-                        "falling back from %s to %s: %s", route.public_name, routes[n + 1].public_name, exc.code
-                    )
-                    continue
-                raise
-            if n:
-                reply.headers["relay-fallback-model"] = route.public_name
-            return reply
+            for retry in range(self._retry.retries + 1):
+                # Later attempts are copies sharing ``spent`` (the same list); the ticket stays with ``call``.
+                attempt = (
+                    call
+                    if attempts == 0
+                    else replace(call, route=route, request_id=f"{call.request_id}.{attempts}", notes=(), ticket=None)
+                )
+                attempts += 1
+                try:
+                    reply = await self._attempt(attempt)
+                except GatewayError as exc:
+                    delay = self._retry.delay(exc, retry, waited)
+                    if delay is not None:
+                        waited += delay
+                        await asyncio.sleep(delay)
+                        continue
+                    if n + 1 < len(routes) and falls_back(exc):
+                        log.warning("falling back from %s to %s: %s", route.public_name, routes[n + 1].public_name,
+                                    exc.code)  # fmt: skip
+                        break
+                    raise
+                if n:
+                    reply.headers["relay-fallback-model"] = route.public_name
+                return reply
         raise AssertionError("unreachable: the loop returns or raises")
 
     async def _attempt(self, call: Call) -> JSONReply | StreamReply:
         plan = make_plan(call.door, call.route, call.body, call.headers, self._beta_defaults)
         call.notes = plan.notes
+        upstream_id = call.route.upstream.id
+        if not self._breakers.allow(upstream_id):
+            err = UpstreamError(f"upstream {call.route.upstream.name!r} is failing; circuit open", status_code=503)
+            err.code = "circuit_open"
+            self._record(call, Usage(), err.status_code, None, err.code)
+            raise err
         try:
             resp = await send(self._session_for(call.route), plan.request, self._timeouts_for(call.route))
         except GatewayError as exc:
+            self._breakers.failure(upstream_id)
             self._record(call, Usage(), exc.status_code, None, exc.code)
             raise
+        if resp.status >= 500:
+            self._breakers.failure(upstream_id)
+        else:
+            self._breakers.success(upstream_id)
         secret = call.route.upstream.api_key
         headers = {**request_id_headers(call.request_id), **forwarded_response_headers(resp.headers, secret=secret)}
         if plan.notes:
@@ -347,11 +373,6 @@ def _has_error_event(events: list[SSEEvent]) -> bool:
 def request_id_headers(request_id: str) -> dict[str, str]:
     """Each SDK reads its own header: Anthropic's ``request-id``, OpenAI's ``x-request-id``."""
     return {"request-id": request_id, "x-request-id": request_id}
-
-
-def _falls_back(exc: GatewayError) -> bool:
-    """Worth another model: the upstream is unreachable, slow, rate-limited or failing (not the request's fault)."""
-    return isinstance(exc, UpstreamError) and (exc.status_code == 429 or exc.status_code >= 500)
 
 
 def _scrubbed(data: bytes, secret: bytes) -> bytes:

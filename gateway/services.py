@@ -16,7 +16,9 @@ from gateway.routing import Router
 from gateway.security import SecretBox, derive_key
 from gateway.settings import Settings
 from gateway.ssrf import Allowlist, guarded_session
+from gateway.upstreams.breaker import Breakers
 from gateway.upstreams.client import Timeouts, create_session
+from gateway.upstreams.retry import RetryPolicy
 
 
 @dataclass(slots=True)
@@ -69,7 +71,16 @@ class Services:
             http=http,
             guarded_http=guarded,
             limiter=limiter,
-            relay=Relay(http, guarded, meter, limiter, timeouts, settings.anthropic_beta_defaults),
+            relay=Relay(
+                http,
+                guarded,
+                meter,
+                limiter,
+                timeouts,
+                settings.anthropic_beta_defaults,
+                retry=RetryPolicy(retries=settings.upstream_retries),
+                breakers=Breakers(settings.breaker_threshold, settings.breaker_cooldown_s),
+            ),
         )
 
     async def close(self) -> None:

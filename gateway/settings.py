@@ -33,6 +33,10 @@ class Settings:
     idle_timeout_s: float = 120.0
     total_timeout_s: float = 600.0
     keepalive_s: float = 15.0
+    upstream_retries: int = 1
+    """Retries on the same upstream before the first byte (connect errors, 5xx, a short 429)."""
+    breaker_threshold: int = 5
+    breaker_cooldown_s: float = 30.0
     key_cache_ttl_s: float = 3.0
     route_cache_ttl_s: float = 5.0
     development: bool = False
@@ -78,6 +82,9 @@ class Settings:
             idle_timeout_s=_float(env, "RELAY_IDLE_TIMEOUT", d.idle_timeout_s),
             total_timeout_s=_float(env, "RELAY_TOTAL_TIMEOUT", d.total_timeout_s),
             keepalive_s=_float(env, "RELAY_KEEPALIVE_INTERVAL", d.keepalive_s),
+            upstream_retries=_int(env, "RELAY_UPSTREAM_RETRIES", d.upstream_retries),
+            breaker_threshold=_int(env, "RELAY_BREAKER_THRESHOLD", d.breaker_threshold),
+            breaker_cooldown_s=_float(env, "RELAY_BREAKER_COOLDOWN", d.breaker_cooldown_s),
             key_cache_ttl_s=_float(env, "RELAY_KEY_CACHE_TTL", d.key_cache_ttl_s),
             route_cache_ttl_s=_float(env, "RELAY_ROUTE_CACHE_TTL", d.route_cache_ttl_s),
             development=get("RELAY_ENV", "").lower() in ("dev", "development", "test"),

@@ -252,6 +252,7 @@ def base_settings(database_url: str, redis_url: str | None) -> Settings:
         secret_key=SECRET,
         development=True,
         route_cache_ttl_s=0.0,
+        upstream_retries=0,  # most tests script one upstream answer per request; test_retries turns them on
         upstream_allowlist="127.0.0.1",  # the fake upstream lives on loopback
         connect_timeout_s=2.0,
         first_byte_timeout_s=5.0,

@@ -1,0 +1,93 @@
+"""Retries on the same upstream and the circuit breaker, before the first byte only."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+import httpx
+import pytest
+from support import GatewayServer, Seeder, free_port
+
+from gateway.testing.fake_upstream import Reply
+
+
+@pytest.fixture
+def retrying(stack):
+    server = GatewayServer(
+        replace(stack.settings, upstream_retries=2, breaker_threshold=3, breaker_cooldown_s=0.5)
+    ).start()
+    yield server
+    server.stop()
+
+
+def setup(server, fake, *, base_url=None, fallbacks=()):
+    seed = Seeder(server.settings)
+    tenant = seed.tenant()
+    up = seed.upstream(tenant, base_url=base_url or fake.url + "/v1")
+    if fallbacks:
+        seed.model(tenant, seed.upstream(tenant, base_url=fake.url + "/v1"), "spare", upstream_model="spare-id")
+    seed.model(tenant, up, "m", upstream_model="m-id", fallbacks=list(fallbacks))
+    return seed, tenant, seed.key(tenant).secret
+
+
+def ask(server, key, **extra):
+    return httpx.post(
+        server.url + "/v1/chat/completions",
+        headers={"authorization": f"Bearer {key}"},
+        json={"model": "m", "messages": [{"role": "user", "content": "hi"}], **extra},
+        timeout=30,
+    )
+
+
+def test_5xx_is_retried_with_backoff_and_only_the_success_is_billed(retrying, fake):
+    seed, tenant, key = setup(retrying, fake)
+    fake.enqueue(
+        Reply(status=502, text="flaky"), Reply(status=503, text="flaky"), Reply(text="third time", usage=(3, 2))
+    )
+    r = ask(retrying, key)
+    assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"] == "third time"
+    assert len(fake.requests) == 3
+    rows = seed.usage_rows(tenant, expect=3)
+    assert [(row.status, row.output_tokens, row.cost_micro_usd > 0) for row in rows] == [
+        (502, 0, False),
+        (503, 0, False),
+        (200, 2, False),
+    ]
+
+
+def test_short_retry_after_is_honoured_and_long_one_is_passed_on(retrying, fake):
+    _, _, key = setup(retrying, fake)
+    fake.enqueue(Reply(status=429, text="wait a bit", headers={"retry-after": "1"}), Reply(text="after waiting"))
+    started = time.monotonic()
+    r = ask(retrying, key)
+    assert r.status_code == 200 and time.monotonic() - started >= 0.9
+    fake.enqueue(Reply(status=429, text="come back later", headers={"retry-after": "120"}), Reply(text="unused"))
+    r = ask(retrying, key)
+    assert r.status_code == 429 and r.headers["retry-after"] == "120"  # the status keeps its meaning
+
+
+def test_client_errors_and_streams_after_the_first_byte_are_not_retried(retrying, fake):
+    _, _, key = setup(retrying, fake)
+    fake.enqueue(Reply(status=400, text="bad"), Reply(text="unused"))
+    assert ask(retrying, key).status_code == 400 and len(fake.requests) == 1
+    fake.reset()
+    fake.enqueue(Reply(text="one two three four", chunks=4, cut_after=2), Reply(text="unused"))
+    r = ask(retrying, key, stream=True)
+    assert r.status_code == 200 and '"error"' in r.text and len(fake.requests) == 1
+
+
+def test_breaker_opens_on_a_dead_upstream_sends_to_the_fallback_at_once_then_probes(retrying, fake):
+    _, _, key = setup(retrying, fake, base_url=f"http://127.0.0.1:{free_port()}/v1", fallbacks=["spare"])
+    fake.set_default(Reply(text="spare answers"))
+    for _ in range(2):  # 3 connection failures (1 + 2 retries) open the breaker
+        r = ask(retrying, key)
+        assert r.status_code == 200 and r.headers["relay-fallback-model"] == "spare"
+    breakers = retrying.services.relay.breakers
+    assert "open" in breakers.states().values()
+    started = time.monotonic()
+    r = ask(retrying, key)
+    assert r.status_code == 200 and time.monotonic() - started < 0.5  # no connection attempts while open
+    time.sleep(0.6)  # cooldown over: one probe goes to the dead upstream, fails, and re-opens
+    assert ask(retrying, key).status_code == 200
+    assert "open" in breakers.states().values()
