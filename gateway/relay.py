@@ -18,6 +18,7 @@ from typing import Any
 import aiohttp
 import msgspec
 
+from gateway import metrics
 from gateway.domain import Dialect, Principal, Route, Usage
 from gateway.errors import GatewayError, UpstreamError, UpstreamUnavailable
 from gateway.metering import Meter, UsageRecord, request_log_line
@@ -171,12 +172,14 @@ class Relay:
             resp = await send(self._session_for(call.route), plan.request, self._timeouts_for(call.route))
         except GatewayError as exc:
             self._breakers.failure(upstream_id)
+            metrics.set_circuit(call.route.upstream.name, self._breakers.state(upstream_id) == "open")
             self._record(call, Usage(), exc.status_code, None, exc.code)
             raise
         if resp.status >= 500:
             self._breakers.failure(upstream_id)
         else:
             self._breakers.success(upstream_id)
+        metrics.set_circuit(call.route.upstream.name, self._breakers.state(upstream_id) == "open")
         secret = call.route.upstream.api_key
         headers = {**request_id_headers(call.request_id), **forwarded_response_headers(resp.headers, secret=secret)}
         if plan.notes:
@@ -336,6 +339,7 @@ class Relay:
             error_code=error_code,
         )
         self._meter.record(rec)
+        metrics.observe(rec, route.upstream.name)
         call.spent[0] += usage.total_tokens
         call.spent[1] += rec.cost_micro_usd
         if log.isEnabledFor(logging.INFO):

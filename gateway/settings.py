@@ -33,6 +33,8 @@ class Settings:
     idle_timeout_s: float = 120.0
     total_timeout_s: float = 600.0
     keepalive_s: float = 15.0
+    metrics_token: str = field(default="", repr=False)
+    """Bearer token for ``/metrics``; empty turns the endpoint off."""
     upstream_retries: int = 1
     """Retries on the same upstream before the first byte (connect errors, 5xx, a short 429)."""
     breaker_threshold: int = 5
@@ -83,6 +85,7 @@ class Settings:
             total_timeout_s=_float(env, "RELAY_TOTAL_TIMEOUT", d.total_timeout_s),
             keepalive_s=_float(env, "RELAY_KEEPALIVE_INTERVAL", d.keepalive_s),
             upstream_retries=_int(env, "RELAY_UPSTREAM_RETRIES", d.upstream_retries),
+            metrics_token=get("RELAY_METRICS_TOKEN", ""),
             breaker_threshold=_int(env, "RELAY_BREAKER_THRESHOLD", d.breaker_threshold),
             breaker_cooldown_s=_float(env, "RELAY_BREAKER_COOLDOWN", d.breaker_cooldown_s),
             key_cache_ttl_s=_float(env, "RELAY_KEY_CACHE_TTL", d.key_cache_ttl_s),

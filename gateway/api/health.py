@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hmac
 from typing import Any
 
 import sqlalchemy as sa
 from litestar import Request, Response, get, head
 
+from gateway import metrics
+from gateway.errors import AuthenticationFailed, NotFound
 from gateway.metering import RedisMeter
 from gateway.services import Services
 
@@ -46,4 +49,17 @@ async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, str]]:
     return Response({"status": "ok" if ok else "unavailable", **checks}, status_code=200 if ok else 503)
 
 
-HEALTH_HANDLERS = [root_head, root, healthz, readyz]
+@get("/metrics", media_type="text/plain; version=0.0.4")
+async def prometheus_metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
+    """Prometheus exposition, behind ``RELAY_METRICS_TOKEN`` (``Authorization: Bearer``); off when unset."""
+    services: Services = request.app.state.services
+    token = services.settings.metrics_token
+    if not token:
+        raise NotFound("metrics are off: set RELAY_METRICS_TOKEN to serve them")
+    given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+    if not hmac.compare_digest(given.encode(), token.encode()):
+        raise AuthenticationFailed("metrics need 'Authorization: Bearer <RELAY_METRICS_TOKEN>'")
+    return Response(metrics.exposition(), media_type="text/plain; version=0.0.4")
+
+
+HEALTH_HANDLERS = [root_head, root, healthz, readyz, prometheus_metrics]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
+import tempfile
 
 import sqlalchemy as sa
 import uvicorn
@@ -51,12 +53,16 @@ def serve(settings: Settings, *, host: str | None, port: int | None, workers: in
         print(f"First run: tenant '{FIRST_TENANT}' and platform admin {FIRST_ADMIN} created.")
         print(f"  password (shown once): {password}")
     print(f"Relay listening on {base}  (Anthropic door {base}/v1/messages, OpenAI door {base}/v1/chat/completions)")
+    workers = workers or settings.workers
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Each worker writes its metrics here; /metrics on any worker sums them all.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="relay-metrics-")
     uvicorn.run(
         "gateway.app:create_app",
         factory=True,
         host=host,
         port=port,
-        workers=workers or settings.workers,
+        workers=workers,
         log_level=settings.log_level,
         access_log=False,
         loop="uvloop",

@@ -114,3 +114,37 @@ def test_silent_upstream_gets_keepalives_in_each_dialect(quick_keepalive, fake):
         )
     )
     assert chunks  # the OpenAI SDK skips the comments
+
+
+@pytest.fixture
+def with_metrics(stack):
+    server = GatewayServer(replace(stack.settings, metrics_token="metrics-secret-token")).start()
+    yield server
+    server.stop()
+
+
+def test_metrics_need_the_token_and_count_requests_tokens_and_cost(with_metrics, fake):
+    seed = Seeder(with_metrics.settings)
+    tenant = seed.tenant()
+    up = seed.upstream(tenant, base_url=fake.url + "/v1", name="metered-up")
+    seed.model(tenant, up, "metered-gpt", input_price=1.0, output_price=2.0)
+    key = seed.key(tenant).secret
+    fake.enqueue(Reply(text="hi", usage=(100, 10)))
+    r = httpx.post(
+        with_metrics.url + "/v1/chat/completions",
+        headers={"authorization": f"Bearer {key}"},
+        json={"model": "metered-gpt", "messages": [{"role": "user", "content": "x"}]},
+    )
+    assert r.status_code == 200
+    assert httpx.get(with_metrics.url + "/metrics").status_code == 401
+    assert httpx.get(with_metrics.url + "/metrics", headers={"authorization": "Bearer wrong"}).status_code == 401
+    text = httpx.get(with_metrics.url + "/metrics", headers={"authorization": "Bearer metrics-secret-token"}).text
+    assert 'relay_requests_total{door="openai",model="metered-gpt",status="200"}' in text
+    assert 'relay_tokens_total{kind="input",model="metered-gpt"}' in text
+    assert 'relay_cost_micro_usd_total{model="metered-gpt"}' in text
+    assert "relay_request_duration_seconds_bucket" in text
+    assert key not in text and "up-secret-key" not in text
+
+
+def test_metrics_are_off_without_a_token(stack):
+    assert httpx.get(stack.url + "/metrics").status_code == 404
