@@ -349,12 +349,25 @@ class GuardedResolver(AbstractResolver):
 
 
 def _connect_guard(allowlist: Allowlist) -> aiohttp.ClientMiddlewareType:
+    # The no-DNS check depends only on the URL's origin and user info, so its verdict is kept per origin:
+    # the hot path pays a dict lookup, not a parse (addresses are still checked at every DNS answer).
+    verdicts: dict[tuple[str, str | None, int | None, str | None, str | None], BlockedAddress | None] = {}
+
     async def guard(req: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType) -> aiohttp.ClientResponse:
-        try:
-            check_url_at_connect(req.url, allowlist)
-        except BlockedAddress as exc:
+        url = req.url
+        origin = (url.scheme, url.raw_host, url.port, url.raw_user, url.raw_password)
+        if origin not in verdicts:
+            if len(verdicts) > 10_000:
+                verdicts.clear()
+            try:
+                check_url_at_connect(url, allowlist)
+                verdicts[origin] = None
+            except BlockedAddress as exc:
+                verdicts[origin] = exc
+        blocked = verdicts[origin]
+        if blocked is not None:
             # The same exception the resolver path produces, so callers handle one type.
-            raise aiohttp.ClientConnectorError(req.connection_key, exc) from exc
+            raise aiohttp.ClientConnectorError(req.connection_key, blocked) from blocked
         return await handler(req)
 
     return guard

@@ -5,7 +5,7 @@ The query string never changes routing (Claude Code always sends ``?beta=true``)
 
 from __future__ import annotations
 
-import uuid
+import os
 from typing import Any
 
 from litestar import Request, Response, post
@@ -21,7 +21,7 @@ from gateway.services import Services
 
 async def _call(request: Request[Any, Any, Any], door: Dialect, *, count_tokens: bool = False) -> Call:
     services: Services = request.app.state.services
-    request_id = "req_" + uuid.uuid4().hex
+    request_id = "req_" + os.urandom(16).hex()
     request.state.request_id = request_id
     principal = await services.auth.authenticate(extract_key(request.headers))
     body = parse_body(await request.body(), door, count_tokens=count_tokens)
