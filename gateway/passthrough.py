@@ -37,6 +37,10 @@ class AnthropicPassthrough:
         self.usage = Usage()
         self.finished = False
         self.started = False
+        self.out_chars = 0
+        """Size of the content relayed, for an estimate when the upstream never reports output usage."""
+        self.usage_final = False
+        """The upstream's final usage arrived (``message_delta``); until then output counts are partial."""
 
     def feed(self, ev: SSEEvent) -> list[SSEEvent]:
         kind = ev.event
@@ -53,12 +57,15 @@ class AnthropicPassthrough:
                     self.usage = usage_from_anthropic(msg.get("usage"))
                 return [SSEEvent("message_start", _encode(doc).decode())]
             if kind == "message_delta" and isinstance(doc.get("usage"), dict):
+                self.usage_final = True
                 # message_delta's counts are cumulative and override message_start's, field by field.
                 self.usage = usage_from_anthropic({**usage_to_anthropic(self.usage), **doc["usage"]})
             elif kind == "error":
                 self.finished = True
         elif kind == "message_stop":
             self.finished = True
+        elif kind == "content_block_delta":
+            self.out_chars += max(len(ev.data) - _DELTA_ENVELOPE, 0)  # not decoded: the fast path stays fast
         return [ev]
 
     def finish(self) -> list[SSEEvent]:
@@ -79,6 +86,8 @@ class OpenAIPassthrough:
         self.usage = Usage()
         self.finished = False
         self.started = False
+        self.out_chars = 0
+        self.usage_final = False
 
     def feed(self, ev: SSEEvent) -> list[SSEEvent]:
         if ev.data.strip() == "[DONE]":
@@ -91,9 +100,11 @@ class OpenAIPassthrough:
             self.finished = True
             return [SSEEvent(None, ev.data), SSEEvent(None, "[DONE]")]
         self.started = True
+        self.out_chars += _delta_chars(doc)
         if "model" in doc:
             doc["model"] = self._model
         if doc.get("usage"):
+            self.usage_final = True
             self.usage = usage_from_openai(doc["usage"])
             if not self._wants_usage:
                 if not doc.get("choices"):
@@ -108,6 +119,25 @@ class OpenAIPassthrough:
         self.finished = True
         body = {"error": {"message": message, "type": error_type, "code": None}}
         return [SSEEvent(None, _encode(body).decode()), SSEEvent(None, "[DONE]")]
+
+
+_DELTA_ENVELOPE = len('{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":""}}')
+
+
+def _delta_chars(chunk: dict[str, Any]) -> int:
+    n = 0
+    for choice in chunk.get("choices") or ():
+        delta = choice.get("delta") if isinstance(choice, dict) else None
+        if not isinstance(delta, dict):
+            continue
+        for field in ("content", "reasoning_content", "reasoning"):
+            value = delta.get(field)
+            if isinstance(value, str):
+                n += len(value)
+        for call in delta.get("tool_calls") or ():
+            if isinstance(call, dict) and isinstance(call.get("function"), dict):
+                n += len(str(call["function"].get("arguments") or ""))
+    return n
 
 
 def _loads(data: str) -> dict[str, Any] | None:

@@ -19,13 +19,14 @@ import aiohttp
 import msgspec
 
 from gateway import metrics
+from gateway.convert.usage import estimate_tokens
 from gateway.domain import Dialect, Principal, Route, Usage
 from gateway.errors import GatewayError, UpstreamError, UpstreamUnavailable
 from gateway.metering import Meter, UsageRecord, request_log_line
 from gateway.metering.limits import Limiter, Ticket
 from gateway.plans import Plan, StreamTap, make_plan
 from gateway.protocols.sse import SSEDecoder, SSEError, SSEEvent, encode_event
-from gateway.tokencount import count_anthropic_request
+from gateway.tokencount import count_anthropic_request, count_openai_request
 from gateway.upstreams.breaker import Breakers
 from gateway.upstreams.client import Timeouts, UpstreamRequest, read_body, send
 from gateway.upstreams.errors import upstream_error
@@ -318,7 +319,7 @@ class Relay:
             else:
                 resp.close()  # cancels the upstream request when the client went away or it failed
             status = 200 if error_code is None and tap.finished else 499 if error_code is None else 502
-            self._record(call, tap.usage, status, ttft_ms, error_code)
+            self._record(call, _usage_or_estimate(call, tap, started=ttft_ms is not None), status, ttft_ms, error_code)
 
     def _record(self, call: Call, usage: Usage, status: int, ttft_ms: int | None, error_code: str | None) -> None:
         route = call.route
@@ -367,6 +368,20 @@ async def _chunks_or_silence(resp: aiohttp.ClientResponse, every_s: float) -> As
         if not chunk:
             return
         yield chunk
+
+
+def _usage_or_estimate(call: Call, tap: StreamTap, *, started: bool) -> Usage:
+    """The upstream's usage; what it left out of a cut stream is estimated (and marked so)."""
+    usage = tap.usage
+    if not started or usage.estimated:
+        return usage
+    chars = getattr(tap, "out_chars", 0)
+    if not getattr(tap, "usage_final", True) and chars:
+        usage = replace(usage, output_tokens=max(usage.output_tokens, estimate_tokens(chars)), estimated=True)
+    if usage.input_tokens == 0 and usage.cache_read_tokens == 0 and usage.cache_write_tokens == 0:
+        count = count_anthropic_request if call.door is Dialect.ANTHROPIC else count_openai_request
+        usage = replace(usage, input_tokens=count(call.body), estimated=True)
+    return usage
 
 
 def _has_error_event(events: list[SSEEvent]) -> bool:

@@ -65,3 +65,22 @@ def test_edge_72_client_disconnect_cancels_the_upstream_and_is_metered(stack, wo
     rows = stack.seed.usage_rows(world.tenant, expect=1)
     assert len(rows) == 1 and rows[0].status == 499 and rows[0].stream
     assert rows[0].input_tokens > 0  # estimated from the request when the upstream never reported usage
+
+
+def test_a_cut_passthrough_stream_is_billed_for_what_was_relayed(stack, world):
+    """Usage the upstream never reported (cut before the end) is estimated, and marked estimated."""
+    for model, path, extra in (
+        ("my-gpt", "/v1/chat/completions", {}),
+        ("my-claude", "/v1/messages", {"max_tokens": 50}),
+    ):
+        world.fake.enqueue(Reply(text="word " * 40, chunks=10, cut_after=6, usage=(12, 50)))
+        r = httpx.post(
+            world.url + path,
+            headers={"x-api-key": world.key},
+            json={"model": model, "stream": True, "messages": [{"role": "user", "content": "go"}], **extra},
+        )
+        assert r.status_code == 200 and "error" in r.text
+    rows = stack.seed.usage_rows(world.tenant, expect=2)
+    for row in rows:
+        assert row.estimated and row.output_tokens > 0 and row.status == 502, row.model
+        assert row.input_tokens > 0
