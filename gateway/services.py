@@ -8,6 +8,7 @@ import aiohttp
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gateway.auth import Authenticator
+from gateway.invalidation import Invalidation
 from gateway.metering import Ledger, MemoryMeter, Meter, RedisMeter
 from gateway.metering.limits import Limiter, MemoryLimiter
 from gateway.metering.limits_redis import RedisLimiter
@@ -29,6 +30,7 @@ class Services:
     box: SecretBox
     auth: Authenticator
     router: Router
+    invalidation: Invalidation
     meter: Meter
     limiter: Limiter
     http: aiohttp.ClientSession
@@ -60,13 +62,19 @@ class Services:
             total_s=settings.total_timeout_s,
             keepalive_s=settings.keepalive_s,
         )
+        auth = Authenticator(sessions, settings.secret_key, ttl_s=settings.key_cache_ttl_s)
+        router = Router(sessions, box, ttl_s=settings.route_cache_ttl_s, provider_env=settings.provider_env)
+        redis = meter.redis if isinstance(meter, RedisMeter) else None
+        invalidation = Invalidation(redis, {"keys": auth.forget, "models": router.forget})
+        invalidation.start()
         return cls(
             settings=settings,
             engine=engine,
             sessions=sessions,
             box=box,
-            auth=Authenticator(sessions, settings.secret_key, ttl_s=settings.key_cache_ttl_s),
-            router=Router(sessions, box, ttl_s=settings.route_cache_ttl_s, provider_env=settings.provider_env),
+            auth=auth,
+            router=router,
+            invalidation=invalidation,
             meter=meter,
             http=http,
             guarded_http=guarded,
@@ -84,6 +92,7 @@ class Services:
         )
 
     async def close(self) -> None:
+        await self.invalidation.close()
         await self.meter.close()
         await self.http.close()
         await self.guarded_http.close()

@@ -6,6 +6,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from support import (
+    REDIS_URL,
+    base_settings,
+    check_redis,
+    create_postgres_database,
+    drop_postgres_database,
+    prepare_database,
+    service_missing,
+)
 
 from gateway.testing.fake_upstream import FakeUpstream
 
@@ -33,3 +42,22 @@ def world(stack: Any, fake: FakeUpstream) -> World:
     seed.model(tenant, up_a, "my-claude", upstream_model="claude-upstream-id", input_price=3.0, output_price=15.0)
     new = seed.key(tenant)
     return World(url=stack.url, key=new.secret, key_id=new.row.id, tenant=tenant, fake=fake)
+
+
+@pytest.fixture(scope="module")
+def pg_settings() -> Any:
+    """Settings of a Postgres database of the module's own, with the shared Redis: the production backend,
+    for tests that only make sense there (several gateways, Redis outages)."""
+    try:
+        url = create_postgres_database()
+    except Exception as exc:
+        service_missing("PostgreSQL", exc)
+    try:
+        check_redis()
+    except Exception as exc:
+        drop_postgres_database(url)
+        service_missing("Redis", exc)
+    settings = base_settings(url, REDIS_URL)
+    prepare_database(settings)
+    yield settings
+    drop_postgres_database(url)

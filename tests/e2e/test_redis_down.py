@@ -11,17 +11,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 import redis
-from support import (
-    REQUIRE_SERVICES,
-    GatewayServer,
-    Seeder,
-    base_settings,
-    create_postgres_database,
-    drop_postgres_database,
-    free_port,
-    prepare_database,
-    service_missing,
-)
+from support import REQUIRE_SERVICES, GatewayServer, Seeder, free_port
 
 from gateway.testing.fake_upstream import Reply
 
@@ -58,19 +48,6 @@ class OwnRedis:
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
-
-
-@pytest.fixture(scope="module")
-def pg_settings():
-    """A Postgres database of this module's own (the outage tests need the production backend)."""
-    try:
-        url = create_postgres_database()
-    except Exception as exc:
-        service_missing("PostgreSQL", exc)
-    settings = base_settings(url, None)
-    prepare_database(settings)
-    yield settings
-    drop_postgres_database(url)
 
 
 @pytest.fixture
@@ -122,8 +99,11 @@ def test_serving_through_a_redis_outage(pg_settings, own_redis, fake):
             if counted >= 15:
                 break
             time.sleep(0.2)
-        # The outage's 10 requests were owed and written when Redis came back, plus the 5 after it.
-        assert counted == 15
+        # The outage's 10 requests were owed and written when Redis came back, plus the 5 after it (and any of
+        # the first 5 whose counts had not left the gateway when the old Redis died).
+        time.sleep(0.5)
+        counted = int(client.hget(f"relay:usage:key:{new.row.id}:{day}", "requests") or 0)
+        assert 15 <= counted <= 20
         assert len(seed.usage_rows(tenant, expect=20)) == 20
     finally:
         server.stop()

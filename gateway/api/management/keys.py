@@ -140,7 +140,7 @@ class KeyController(Controller):
         if "aliases" in changes:
             changes["aliases"] = [(a.pattern, a.model) for a in changes["aliases"]]
         await keys.update_key(db, row, changes, actor=actor.label)
-        after_commit(db, services.auth.forget)
+        after_commit(db, lambda: services.invalidation.invalidate("keys"))
         return key_out(row)
 
     @post("/{key_id:str}/revoke", status_code=200)
@@ -149,5 +149,5 @@ class KeyController(Controller):
     ) -> Key:
         row = await keys.key_by_id(db, key_id, tenant_id=tenant.id)
         await keys.revoke_key(db, row.id, tenant_id=tenant.id, actor=actor.label)
-        after_commit(db, services.auth.forget)
+        after_commit(db, lambda: services.invalidation.invalidate("keys"))
         return key_out(row)

@@ -146,7 +146,7 @@ class ModelController(Controller):
             fallbacks=list(data.fallbacks),
             actor=actor.label,
         )
-        after_commit(db, services.router.forget)
+        after_commit(db, lambda: services.invalidation.invalidate("models"))
         return model_detail(row, upstream)
 
     @get("/{model_id:str}")
@@ -165,7 +165,7 @@ class ModelController(Controller):
     ) -> ModelDetail:
         row, _ = await upstreams.model_by_id(db, model_id, tenant_id=_tenant_id(owner))
         row, upstream = await upstreams.update_model(db, row, changes_of(data), actor=actor.label)
-        after_commit(db, services.router.forget)
+        after_commit(db, lambda: services.invalidation.invalidate("models"))
         return model_detail(row, upstream)
 
     @delete("/{model_id:str}")
@@ -174,7 +174,7 @@ class ModelController(Controller):
     ) -> None:
         row, _ = await upstreams.model_by_id(db, model_id, tenant_id=_tenant_id(owner))
         await upstreams.delete_model(db, row, actor=actor.label)
-        after_commit(db, services.router.forget)
+        after_commit(db, lambda: services.invalidation.invalidate("models"))
 
 
 class PlatformModelController(ModelController):

@@ -148,7 +148,7 @@ class UpstreamController(Controller):
             allowlist=Allowlist.parse(services.settings.upstream_allowlist),
             actor=actor.label,
         )
-        after_commit(db, services.router.forget)
+        after_commit(db, lambda: services.invalidation.invalidate("models"))
         return upstream_out(row, services.box)
 
     @delete("/{upstream_id:str}")
@@ -157,7 +157,7 @@ class UpstreamController(Controller):
     ) -> None:
         row = await upstreams.upstream_by_id(db, upstream_id, tenant_id=_tenant_id(owner))
         await upstreams.delete_upstream(db, row, actor=actor.label)
-        after_commit(db, services.router.forget)
+        after_commit(db, lambda: services.invalidation.invalidate("models"))
 
 
 class PlatformUpstreamController(UpstreamController):

@@ -1,0 +1,69 @@
+"""Cache invalidation across workers and replicas through Redis pub/sub.
+
+Keys and model tables are cached per process (seconds). A change made through the management API
+or the admin UI clears the local caches at once and publishes the cache's name; every other worker
+clears its copy when the message arrives. Without Redis (embedded, one process) only the local
+clear happens; the TTLs bound staleness everywhere regardless (a lost message costs seconds).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+log = logging.getLogger("relay.invalidation")
+CHANNEL = "relay:invalidate"
+
+
+class Invalidation:
+    def __init__(self, redis: aioredis.Redis | None, targets: dict[str, Callable[[], None]]) -> None:
+        self._redis = redis
+        self._targets = targets
+        self._task: asyncio.Task[None] | None = None
+        self._pending: set[asyncio.Task[None]] = set()
+
+    def start(self) -> None:
+        if self._redis is not None:
+            self._task = asyncio.create_task(self._listen(), name="relay-invalidation")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    def invalidate(self, name: str) -> None:
+        """Clear ``name`` here now, and everywhere else as soon as the message arrives."""
+        self._targets[name]()
+        if self._redis is not None:
+            task = asyncio.create_task(self._publish(name))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+
+    async def _publish(self, name: str) -> None:
+        assert self._redis is not None
+        try:
+            await self._redis.publish(CHANNEL, name)
+        except (RedisError, OSError) as exc:
+            log.warning("cache invalidation not published (%s); other workers catch up by TTL", type(exc).__name__)
+
+    async def _listen(self) -> None:
+        assert self._redis is not None
+        while True:
+            try:
+                async with self._redis.pubsub() as pubsub:
+                    await pubsub.subscribe(CHANNEL)
+                    async for message in pubsub.listen():
+                        if message.get("type") == "message":
+                            name = message["data"].decode() if isinstance(message["data"], bytes) else message["data"]
+                            target = self._targets.get(name)
+                            if target is not None:
+                                target()
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError) as exc:
+                log.warning("cache invalidation channel lost (%s); resubscribing", type(exc).__name__)
+                await asyncio.sleep(1.0)
