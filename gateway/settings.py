@@ -33,6 +33,8 @@ class Settings:
     idle_timeout_s: float = 120.0
     total_timeout_s: float = 600.0
     keepalive_s: float = 15.0
+    shutdown_grace_s: float = 60.0
+    """On SIGTERM, how long open streams may run on before the process exits."""
     metrics_token: str = field(default="", repr=False)
     """Bearer token for ``/metrics``; empty turns the endpoint off."""
     upstream_retries: int = 1
@@ -84,6 +86,7 @@ class Settings:
             idle_timeout_s=_float(env, "RELAY_IDLE_TIMEOUT", d.idle_timeout_s),
             total_timeout_s=_float(env, "RELAY_TOTAL_TIMEOUT", d.total_timeout_s),
             keepalive_s=_float(env, "RELAY_KEEPALIVE_INTERVAL", d.keepalive_s),
+            shutdown_grace_s=_float(env, "RELAY_SHUTDOWN_GRACE", d.shutdown_grace_s),
             upstream_retries=_int(env, "RELAY_UPSTREAM_RETRIES", d.upstream_retries),
             metrics_token=get("RELAY_METRICS_TOKEN", ""),
             breaker_threshold=_int(env, "RELAY_BREAKER_THRESHOLD", d.breaker_threshold),

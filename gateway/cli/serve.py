@@ -67,6 +67,6 @@ def serve(settings: Settings, *, host: str | None, port: int | None, workers: in
         access_log=False,
         loop="uvloop",
         http="httptools",
-        timeout_graceful_shutdown=30,
+        timeout_graceful_shutdown=int(settings.shutdown_grace_s),
     )
     return 0
