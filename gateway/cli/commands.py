@@ -448,3 +448,58 @@ async def tokens_revoke(args: argparse.Namespace, settings: Settings) -> int:
         row = await tokens.revoke_token(session, args.token)
     print(f"management token {row.id} ({row.prefix}…) revoked")
     return 0
+
+
+async def usage_report(args: argparse.Namespace, settings: Settings) -> int:
+    """A tenant's usage from the daily rollup: totals, and rows by day, model or key."""
+    from gateway.manage import usage
+
+    async with _session(settings) as session:
+        tenant = await tenants.get_tenant(session, args.tenant)
+        key_id = (await keys.find_key(session, args.key, tenant_id=tenant.id)).id if args.key else None
+        query = usage.UsageQuery.of(
+            tenant.id,
+            usage.parse_time(args.since, "--since"),
+            usage.parse_time(args.until, "--until"),
+            key_id=key_id,
+            model=args.model,
+        )
+        report = await usage.summary(session, query, args.by)
+    if args.json:
+        rows = []
+        for r in report.rows:
+            group: dict[str, Any] = {
+                "day": {"day": r.day.isoformat() if r.day else None},
+                "model": {"model": r.model},
+                "key": {"key_id": r.key_id, "key_prefix": r.key_prefix, "key_name": r.key_name},
+            }[args.by]
+            rows.append({**group, **r.totals.to_dict()})
+        doc = {
+            "tenant": tenant.name,
+            "tenant_id": tenant.id,
+            "since": query.since.isoformat(),
+            "until": query.until.isoformat(),
+            "group_by": args.by,
+            "totals": report.totals.to_dict(),
+            "rows": rows,
+        }
+        print(json.dumps(doc, indent=2))
+        return 0
+    head = ("DAY", "MODEL", "KEY")[("day", "model", "key").index(args.by)]
+    cols = ("REQUESTS", "ERRORS", "INPUT", "OUTPUT", "CACHE READ", "CACHE WRITE", "COST USD")
+    lines: list[tuple[str, ...]] = [(head, *cols)]
+    for r in report.rows:
+        label = str(r.day) if args.by == "day" else r.model if args.by == "model" else r.key_prefix or r.key_id
+        lines.append((label or "(no key)", *_usage_cells(r.totals)))
+    lines.append(("TOTAL", *_usage_cells(report.totals)))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(cols) + 1)]
+    span = f"{query.since:%Y-%m-%d %H:%M} to {query.until:%Y-%m-%d %H:%M} UTC"
+    print(f"usage of tenant {tenant.name}, {span} (whole UTC days)")
+    for line in lines:
+        print("  ".join([line[0].ljust(widths[0]), *(c.rjust(w) for c, w in zip(line[1:], widths[1:], strict=True))]))
+    return 0
+
+
+def _usage_cells(t: Any) -> tuple[str, ...]:
+    counts = (t.requests, t.errors, t.input_tokens, t.output_tokens, t.cache_read_tokens, t.cache_write_tokens)
+    return (*(f"{n:,}" for n in counts), f"{t.cost_usd:,.6f}")

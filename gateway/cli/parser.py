@@ -172,4 +172,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = tokens.add_parser("revoke", help="revoke a management token (at once)")
     p.add_argument("token", metavar="ID_OR_PREFIX")
     p.set_defaults(handler=commands.tokens_revoke)
+
+    p = sub.add_parser("usage", help="a tenant's usage: requests, tokens of each kind and cost")
+    p.add_argument("--tenant", required=True)
+    p.add_argument("--key", metavar="KEY_ID_OR_PREFIX", help="only this key")
+    p.add_argument("--model", help="only this public model name")
+    p.add_argument("--since", metavar="ISO", help="date or date-time, inclusive (default: start of this UTC month)")
+    p.add_argument("--until", metavar="ISO", help="date or date-time, exclusive (default: now)")
+    p.add_argument("--by", choices=["day", "model", "key"], default="day", help="rows by (default day)")
+    p.add_argument("--json", action="store_true", help="one JSON document (totals with the ledger's field names)")
+    p.set_defaults(handler=commands.usage_report)
     return parser

@@ -6,7 +6,7 @@ Money is integer micro-dollars; prices are USD per million tokens (float, as pub
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -166,8 +166,18 @@ class ManagementToken(Base):
 class UsageEvent(Base):
     __tablename__ = "usage_events"
     __table_args__ = (
-        sa.Index("ix_usage_events_tenant_time", "tenant_id", "created_at"),
-        sa.Index("ix_usage_events_key_time", "key_id", "created_at"),
+        # Keyset paging of the request log walks (created_at, id) backwards: id is in every index.
+        sa.Index("ix_usage_events_tenant_time", "tenant_id", "created_at", "id"),
+        sa.Index("ix_usage_events_key_time", "key_id", "created_at", "id"),
+        sa.Index("ix_usage_events_tenant_model_time", "tenant_id", "model", "created_at", "id"),
+        sa.Index(
+            "ix_usage_events_tenant_errors",
+            "tenant_id",
+            "created_at",
+            "id",
+            postgresql_where=sa.text("status >= 400"),
+            sqlite_where=sa.text("status >= 400"),
+        ),
     )
     id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True)
     request_id: Mapped[str] = mapped_column(sa.String(64), unique=True)
@@ -200,3 +210,28 @@ class AuditLog(Base):
     action: Mapped[str] = mapped_column(sa.String(100))
     target: Mapped[str] = mapped_column(sa.String(200), default="")
     detail: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+
+
+NO_KEY = ""
+"""``usage_daily.key_id`` of requests made without a key: '' rather than NULL, so the bucket stays unique."""
+
+
+class UsageDaily(Base):
+    """The ledger rolled up by UTC day, tenant, key and model; kept when old ``usage_events`` are purged.
+
+    Maintained by the ledger in the same transaction as the events it counts (``gateway.metering.rollup``).
+    """
+
+    __tablename__ = "usage_daily"
+    __table_args__ = (sa.Index("ix_usage_daily_key_day", "key_id", "day"),)
+    tenant_id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    day: Mapped[date] = mapped_column(sa.Date, primary_key=True)
+    key_id: Mapped[str] = mapped_column(sa.String(32), primary_key=True, default=NO_KEY)
+    model: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
+    requests: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    errors: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    input_tokens: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    output_tokens: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    cache_read_tokens: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    cache_write_tokens: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    cost_micro_usd: Mapped[int] = mapped_column(sa.BigInteger, default=0)

@@ -1,107 +1,177 @@
 """The durable ledger: usage records written to ``usage_events`` in batches by a background task.
 
-Inserts are idempotent on ``request_id`` (a replayed record never counts twice).
+Each batch is one transaction (``rollup.write_batch``): the events (idempotent on ``request_id``,
+so a replayed record never counts twice), their ``usage_daily`` buckets and the keys'
+``last_used_at``. A batch is never dropped: while the database is away it is retried with capped
+backoff and records wait in memory (an error is logged when more than ``PENDING_WARN`` wait).
+``close`` writes everything still waiting, within ``CLOSE_TIMEOUT_S``, so a graceful restart
+loses nothing. With a retention set, an hourly task purges old events (``rollup.purge_events``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections import deque
 from datetime import datetime
-from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from gateway.db.tables import UsageEvent
+from gateway.metering import rollup
 from gateway.metering.base import UsageRecord
 
 log = logging.getLogger("relay.ledger")
 BATCH = 500
-
-
-def _row(rec: UsageRecord) -> dict[str, Any]:
-    u = rec.usage
-    return {
-        "request_id": rec.request_id,
-        "created_at": rec.created_at,
-        "tenant_id": rec.tenant_id,
-        "key_id": rec.key_id,
-        "model": rec.model,
-        "upstream_id": rec.upstream_id,
-        "door_dialect": rec.door_dialect,
-        "upstream_dialect": rec.upstream_dialect,
-        "stream": rec.stream,
-        "input_tokens": u.input_tokens,
-        "output_tokens": u.output_tokens,
-        "cache_read_tokens": u.cache_read_tokens,
-        "cache_write_tokens": u.cache_write_tokens,
-        "estimated": u.estimated,
-        "cost_micro_usd": rec.cost_micro_usd,
-        "status": rec.status,
-        "error_code": rec.error_code,
-        "latency_ms": rec.latency_ms,
-        "ttft_ms": rec.ttft_ms,
-    }
+BACKOFF_FIRST_S = 0.2
+BACKOFF_MAX_S = 5.0
+PENDING_WARN = 1_000_000
+WARN_EVERY_S = 30.0
+CLOSE_TIMEOUT_S = 30.0
+SPENT_FLUSH_TIMEOUT_S = 5.0
+RETENTION_EVERY_S = 3600.0
+POISON_ATTEMPTS = 3
+"""A batch refused as bad data (not an outage) this many times is split to isolate the bad record."""
 
 
 class Ledger:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], dialect: str) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        dialect: str = "",
+        *,
+        retention_days: int = 0,
+        retention_every_s: float = RETENTION_EVERY_S,
+    ) -> None:
         self._sessions = sessions
-        self._insert = pg_insert if dialect == "postgresql" else sqlite_insert
-        self._queue: asyncio.Queue[UsageRecord] = asyncio.Queue()
+        self._pending: deque[UsageRecord] = deque()
+        self._wake = asyncio.Event()
+        self._progress = asyncio.Condition()
+        self._taken = 0
+        """Records handed to ``put`` so far (a sequence number per record)."""
+        self._done = 0
+        """Records written (or, only for bad data, given up) so far, in the order taken."""
         self._task: asyncio.Task[None] | None = None
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self._retention_task: asyncio.Task[None] | None = None
+        self._retention_days = retention_days
+        self._retention_every_s = retention_every_s
+        self._warned_at = 0.0
+        self._closing = False
+
+    @property
+    def waiting(self) -> int:
+        """Records taken and not yet written."""
+        return self._taken - self._done
 
     def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="relay-ledger")
+        if self._retention_task is None and self._retention_days > 0:
+            self._retention_task = asyncio.create_task(self._retain(), name="relay-ledger-retention")
 
     def put(self, rec: UsageRecord) -> None:
-        self._idle.clear()
-        self._queue.put_nowait(rec)
+        self._pending.append(rec)
+        self._taken += 1
+        self._wake.set()
+        if self.waiting > PENDING_WARN and time.monotonic() - self._warned_at > WARN_EVERY_S:
+            self._warned_at = time.monotonic()
+            log.error("ledger: %d usage records wait in memory; the database is not keeping up", self.waiting)
 
-    async def flush(self) -> None:
-        await self._idle.wait()
+    async def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every record taken before the call is written; False when ``timeout`` ran out first."""
+        target = self._taken
+        if self._done >= target:
+            return True
+        if self._task is None:
+            self.start()
+
+        async def reached() -> None:
+            async with self._progress:
+                await self._progress.wait_for(lambda: self._done >= target)
+
+        try:
+            await asyncio.wait_for(reached(), timeout)
+        except TimeoutError:
+            return False
+        return True
 
     async def spent(self, kind: str, owner: str, since: datetime | None) -> int:
         """Micro-USD a key or tenant spent since ``since`` (all time when None), from the ledger."""
-        await self.flush()
-        column = UsageEvent.key_id if kind == "key" else UsageEvent.tenant_id
-        query = sa.select(sa.func.coalesce(sa.func.sum(UsageEvent.cost_micro_usd), 0)).where(column == owner)
-        if since is not None:
-            query = query.where(UsageEvent.created_at >= since)
+        await self.flush(SPENT_FLUSH_TIMEOUT_S)
         async with self._sessions() as session:
-            return int(await session.scalar(query) or 0)
+            return await rollup.spent_since(session, kind, owner, since)
 
-    async def close(self) -> None:
-        await self.flush()
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+    async def write(self, batch: list[UsageRecord]) -> rollup.Written:
+        """One transaction: events, their daily buckets, ``last_used_at``. Safe to replay."""
+        async with self._sessions.begin() as session:
+            return await rollup.write_batch(session, batch)
+
+    async def close(self, timeout: float = CLOSE_TIMEOUT_S) -> None:
+        """Write what is waiting (at most ``timeout`` seconds), then stop the background tasks."""
+        self._closing = True
+        if not await self.flush(timeout):
+            log.error("ledger: closing with %d usage records not written (database unavailable)", self.waiting)
+        for task in (self._task, self._retention_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._task = self._retention_task = None
 
     async def _run(self) -> None:
         while True:
-            batch = [await self._queue.get()]
-            while len(batch) < BATCH and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            await self._write(batch)
-            if self._queue.empty():
-                self._idle.set()
-
-    async def _write(self, batch: list[UsageRecord]) -> None:
-        rows = [_row(r) for r in batch]
-        for attempt in range(5):
+            if not self._pending:
+                self._wake.clear()
+                await self._wake.wait()
+            batch = [self._pending.popleft() for _ in range(min(BATCH, len(self._pending)))]
             try:
-                async with self._sessions.begin() as session:
-                    stmt = self._insert(UsageEvent).values(rows).on_conflict_do_nothing(index_elements=["request_id"])
-                    await session.execute(stmt)
+                await self._write_surely(batch)
+            except asyncio.CancelledError:
+                self._pending.extendleft(reversed(batch))  # still in memory for whoever looks next
+                raise
+            async with self._progress:
+                self._done += len(batch)
+                self._progress.notify_all()
+
+    async def _write_surely(self, batch: list[UsageRecord]) -> None:
+        """Write ``batch``, retrying an outage for as long as it lasts; bad data is split down to the record."""
+        attempt = 0
+        refused = 0
+        while True:
+            try:
+                await self.write(batch)
+                if attempt:
+                    log.warning("ledger: %d records written after %d failed attempts", len(batch), attempt)
                 return
-            except Exception:
-                log.exception("ledger write failed (attempt %d, %d records)", attempt + 1, len(rows))
-                await asyncio.sleep(min(2**attempt * 0.2, 5))
-        log.error("ledger dropped %d records after retries", len(rows))
+            except (DataError, IntegrityError) as exc:
+                refused += 1
+                if refused >= POISON_ATTEMPTS:
+                    await self._split(batch, exc)
+                    return
+                log.warning("ledger: batch of %d refused (%s); retrying", len(batch), type(exc).__name__)
+            except Exception as exc:
+                log.warning(
+                    "ledger: write failed (attempt %d, %d records, %d waiting): %s",
+                    attempt + 1, len(batch), self.waiting, type(exc).__name__,
+                )  # fmt: skip
+            attempt += 1
+            await asyncio.sleep(min(BACKOFF_FIRST_S * 2**attempt, 0.5 if self._closing else BACKOFF_MAX_S))
+
+    async def _split(self, batch: list[UsageRecord], exc: Exception) -> None:
+        if len(batch) == 1:
+            # The database refuses this one record as data, whatever happens: keep it in the log, not the queue.
+            log.error("ledger: record refused by the database (%s), not written: %r", type(exc).__name__, batch[0])
+            return
+        half = len(batch) // 2
+        await self._write_surely(batch[:half])
+        await self._write_surely(batch[half:])
+
+    async def _retain(self) -> None:
+        while True:
+            try:
+                deleted = await rollup.purge_events(self._sessions, self._retention_days)
+                if deleted:
+                    log.info("ledger: purged %d usage events older than %d days", deleted, self._retention_days)
+            except Exception as exc:  # the next round tries again
+                log.warning("ledger: purging old usage events failed: %s", type(exc).__name__)
+            await asyncio.sleep(self._retention_every_s)

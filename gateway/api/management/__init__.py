@@ -22,6 +22,7 @@ from gateway.api.management.keys import KeyController
 from gateway.api.management.models import ModelController, PlatformModelController
 from gateway.api.management.tenants import TenantController, UserController, me
 from gateway.api.management.upstreams import PlatformUpstreamController, UpstreamController
+from gateway.api.management.usage import USAGE_HANDLERS
 from gateway.errors import GatewayError
 
 __all__ = ["MANAGEMENT_API", "openapi_config"]
@@ -38,6 +39,7 @@ MANAGEMENT_API = Router(
         TenantController,
         me,
         catalog,
+        *USAGE_HANDLERS,
     ],
     guards=[require_access],
     dependencies={
