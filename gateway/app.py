@@ -11,6 +11,7 @@ from litestar import Litestar, Router
 from litestar.exceptions import HTTPException
 from litestar.logging.config import LoggingConfig
 
+from admin_ui import admin_router, session_actor
 from gateway.api.doors import DOOR_HANDLERS
 from gateway.api.errors import gateway_error_handler
 from gateway.api.health import HEALTH_HANDLERS
@@ -43,10 +44,10 @@ def create_app(settings: Settings | None = None, *, auto_migrate: bool | None = 
 
     routes = Router(
         path=settings.root_path or "/",
-        route_handlers=[*DOOR_HANDLERS, *MODEL_HANDLERS, *HEALTH_HANDLERS, MANAGEMENT_API],
+        route_handlers=[*DOOR_HANDLERS, *MODEL_HANDLERS, *HEALTH_HANDLERS, MANAGEMENT_API, admin_router()],
         include_in_schema=False,  # the OpenAPI schema documents the management API only
     )
-    return Litestar(
+    app = Litestar(
         route_handlers=[routes],
         lifespan=[lifespan],
         exception_handlers={
@@ -63,3 +64,5 @@ def create_app(settings: Settings | None = None, *, auto_migrate: bool | None = 
         openapi_config=openapi_config(settings.root_path),
         debug=False,
     )
+    app.state.session_actor = session_actor  # the management API also accepts admin UI sessions (access.py)
+    return app

@@ -235,3 +235,32 @@ class UsageDaily(Base):
     cache_read_tokens: Mapped[int] = mapped_column(sa.BigInteger, default=0)
     cache_write_tokens: Mapped[int] = mapped_column(sa.BigInteger, default=0)
     cost_micro_usd: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+
+
+class AdminSession(Base):
+    """A signed-in admin UI session. The cookie carries a random 256-bit id; only its SHA-256 is stored.
+
+    Expiry is enforced server-side: idle (``last_seen_at``) and absolute (``created_at``) timeouts.
+    """
+
+    __tablename__ = "admin_sessions"
+    id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(sa.String(64))
+    ip: Mapped[str] = mapped_column(sa.String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LoginAttempt(Base):
+    """A failed admin UI sign-in, counted per submitted email and per client IP (throttling across workers)."""
+
+    __tablename__ = "login_attempts"
+    __table_args__ = (
+        sa.Index("ix_login_attempts_email_time", "email", "created_at"),
+        sa.Index("ix_login_attempts_ip_time", "ip", "created_at"),
+    )
+    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    email: Mapped[str] = mapped_column(sa.String(320))
+    ip: Mapped[str] = mapped_column(sa.String(64))

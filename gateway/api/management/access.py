@@ -11,7 +11,7 @@ a tenant actor naming another tenant gets the same 404 as for a tenant that does
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
 from litestar import Request
@@ -53,8 +53,20 @@ def bearer_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
 
 
 async def resolve_actor(connection: ASGIConnection[Any, Any, Any, Any]) -> Actor:
-    """The caller as an ``Actor``, or 401. (Admin UI sessions: add the cookie branch here.)"""
+    """The caller as an ``Actor``, or 401: a bearer management token, else an admin UI session cookie.
+
+    The session branch is ``app.state.session_actor``, installed by ``gateway.app`` from ``admin_ui`` (the
+    gateway imports nothing from the UI); it is only consulted without an ``Authorization`` header, and it
+    refuses (403) a state-changing call that lacks the session's ``X-CSRF-Token`` header.
+    """
     services = services_of(connection)
+    session_actor: Callable[[ASGIConnection[Any, Any, Any, Any]], Awaitable[Actor | None]] | None = (
+        connection.app.state.get("session_actor")
+    )
+    if session_actor is not None and "authorization" not in connection.headers:
+        actor = await session_actor(connection)
+        if actor is not None:
+            return actor
     async with services.sessions.begin() as session:
         return await tokens.authenticate_token(
             session, bearer_token(connection), secret_key=services.settings.secret_key

@@ -1,0 +1,101 @@
+"""Members of the tenant (owners only): invite with an initial password, change roles."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import sqlalchemy as sa
+from litestar import Request, Response, get, post
+from litestar.params import FromPath
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from admin_ui.forms import Form
+from admin_ui.guard import admin_of
+from admin_ui.lookups import tenant_of
+from admin_ui.web import page, redirect, services_of
+from gateway.db.tables import User
+from gateway.errors import GatewayError, InvalidRequest, NotFound
+from gateway.manage import tenants
+from gateway.manage.tenants import ROLES
+
+USERS = {"access": "users"}
+
+
+def generated_password() -> str:
+    return secrets.token_urlsafe(12)
+
+
+async def _page(request: Request[Any, Any, Any], form: Form, *, status: int = 200, **more: Any) -> Response[str]:
+    admin = admin_of(request)
+    async with services_of(request).sessions() as db:
+        users = await tenants.list_users(db, tenant_id=admin.tenant_id)
+    return page(request, "members.html", status=status, users=users, form=form, roles=ROLES, **more)
+
+
+@get("/members", opt=USERS)
+async def members_page(request: Request[Any, Any, Any]) -> Response[str]:
+    return await _page(request, Form.empty(role="member"))
+
+
+@post("/members", opt=USERS)
+async def invite(request: Request[Any, Any, Any]) -> Response[str]:
+    admin = admin_of(request)
+    form = await Form.read(request)
+    email = form.text("email", label="Email", required=True, max_len=320)
+    role = form.choice("role", ROLES, label="Role")
+    password = form.value("password")
+    generated = not password
+    if generated:
+        password = generated_password()
+    elif len(password) < 12:
+        form.errors["password"] = "Use at least 12 characters, or leave empty to generate one."  # noqa: S105
+    if not form.ok:
+        return await _page(request, form, status=400)
+    try:
+        async with services_of(request).sessions.begin() as db:
+            user = await tenants.create_user(
+                db, tenant=await tenant_of(db, admin.tenant_id), email=email, password=password, role=role,
+                actor=admin.actor.label,
+            )  # fmt: skip
+            created = user.email
+    except GatewayError as exc:
+        form.fail(exc)
+        return await _page(request, form, status=400)
+    shown = password if generated else None
+    return await _page(request, Form.empty(role="member"), status=201, invited=created, password=shown)
+
+
+async def set_role(db: AsyncSession, user: User, role: str, *, actor: str) -> None:
+    """Change a member's role; the tenant keeps at least one owner."""
+    if role not in ROLES:
+        raise InvalidRequest(f"role must be one of {', '.join(ROLES)}")
+    if user.role == "owner" and role != "owner":
+        owners = await db.scalar(
+            sa.select(sa.func.count()).select_from(User).where(User.tenant_id == user.tenant_id, User.role == "owner")
+        )
+        if (owners or 0) <= 1:
+            raise InvalidRequest("the tenant needs at least one owner: make someone else owner first")
+    if user.role != role:
+        await tenants.audit(db, user.tenant_id, actor, "user.role", user.email, {"from": user.role, "to": role})
+        user.role = role
+
+
+@post("/members/{user_id:str}", opt=USERS)
+async def change_role(request: Request[Any, Any, Any], user_id: FromPath[str]) -> Response[Any]:
+    admin = admin_of(request)
+    form = await Form.read(request)
+    try:
+        async with services_of(request).sessions.begin() as db:
+            user = await db.scalar(sa.select(User).where(User.id == user_id, User.tenant_id == admin.tenant_id))
+            if user is None:
+                raise NotFound(f"member {user_id!r} not found")
+            await set_role(db, user, form.value("role"), actor=admin.actor.label)
+    except InvalidRequest as exc:
+        failed = Form.empty(role="member")
+        failed.general = exc.message
+        return await _page(request, failed, status=400)
+    return redirect(request, "/members", notice="member-saved")
+
+
+MEMBER_HANDLERS = [members_page, invite, change_role]

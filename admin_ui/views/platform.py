@@ -1,0 +1,138 @@
+"""Platform pages (platform admins only): tenants, built-in providers and their price overrides."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import sqlalchemy as sa
+from litestar import Request, Response, get, post
+from litestar.params import FromPath
+
+from admin_ui.forms import Form
+from admin_ui.guard import admin_of
+from admin_ui.lookups import states
+from admin_ui.web import page, redirect, services_of
+from gateway.catalog import load_catalog
+from gateway.db.tables import ApiKey, User
+from gateway.errors import GatewayError, NotFound
+from gateway.manage import providers, tenants
+
+READ = {"access": "platform-read"}
+WRITE = {"access": "platform"}
+
+
+async def _tenants_page(
+    request: Request[Any, Any, Any], form: Form, *, status: int = 200, **more: Any
+) -> Response[str]:
+    async with services_of(request).sessions() as db:
+        rows = await tenants.list_tenants(db)
+        members = sa.select(User.tenant_id, sa.func.count()).group_by(User.tenant_id)
+        users = {t: n for t, n in await db.execute(members)}  # noqa: C416 (a Result is not a mapping)
+        keyed = sa.select(ApiKey.tenant_id, sa.func.count()).group_by(ApiKey.tenant_id)
+        key_counts = {t: n for t, n in await db.execute(keyed)}  # noqa: C416 (a Result is not a mapping)
+    return page(
+        request, "platform_tenants.html", status=status, tenants=rows, users=users, keys=key_counts, form=form, **more
+    )
+
+
+@get("/platform/tenants", opt=READ)
+async def tenants_page(request: Request[Any, Any, Any]) -> Response[str]:
+    return await _tenants_page(request, Form.empty())
+
+
+@post("/platform/tenants", opt=WRITE)
+async def create_tenant(request: Request[Any, Any, Any]) -> Response[str]:
+    """A tenant, and optionally its first owner (with a generated password, shown once)."""
+    admin = admin_of(request)
+    form = await Form.read(request)
+    name = form.text("tenant_name", label="Tenant name", required=True)
+    email = form.text("email", label="Owner email", max_len=320)
+    if not form.ok:
+        return await _tenants_page(request, form, status=400)
+    password = secrets.token_urlsafe(12) if email else None
+    try:
+        async with services_of(request).sessions.begin() as db:
+            tenant = await tenants.create_tenant(db, name, actor=admin.actor.label)
+            if email and password:
+                await tenants.create_user(
+                    db, tenant=tenant, email=email, password=password, role="owner", actor=admin.actor.label
+                )
+    except GatewayError as exc:
+        form.fail(exc)
+        return await _tenants_page(request, form, status=400)
+    return await _tenants_page(request, Form.empty(), status=201, created=name, owner=email, password=password)
+
+
+async def _providers_page(request: Request[Any, Any, Any], form: Form, *, status: int = 200) -> Response[str]:
+    services = services_of(request)
+    async with services.sessions() as db:
+        rows = await states(db, services)
+    models = sorted(m.name for s in rows for m in s.provider.models)
+    return page(request, "platform_providers.html", status=status, states=rows, form=form, models=models)
+
+
+@get("/platform/providers", opt=READ)
+async def providers_page(request: Request[Any, Any, Any]) -> Response[str]:
+    return await _providers_page(request, Form.empty())
+
+
+@post("/platform/providers/{name:str}/enable", opt=WRITE)
+async def enable_provider(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[Any]:
+    admin = admin_of(request)
+    services = services_of(request)
+    if name not in load_catalog():
+        raise NotFound(f"provider {name!r} is not in the catalog")
+    form = await Form.read(request)
+    api_key = form.secret("api_key")
+    base_url = form.text("base_url", label="Base URL", max_len=2000)
+    try:
+        async with services.sessions.begin() as db:
+            await providers.enable_provider(
+                db, box=services.box, name=name, api_key=api_key or None, env=services.settings.provider_env,
+                base_url=base_url or None, actor=admin.actor.label,
+            )  # fmt: skip
+    except GatewayError as exc:
+        failed = Form.empty(provider=name)
+        failed.general = f"{name}: {exc.message}"
+        return await _providers_page(request, failed, status=400)
+    services.router.forget()
+    return redirect(request, "/platform/providers", notice="provider-saved")
+
+
+@post("/platform/providers/{name:str}/disable", opt=WRITE)
+async def disable_provider(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[Any]:
+    admin = admin_of(request)
+    services = services_of(request)
+    async with services.sessions.begin() as db:
+        await providers.disable_provider(db, name=name, actor=admin.actor.label)
+    services.router.forget()
+    return redirect(request, "/platform/providers", notice="provider-saved")
+
+
+@post("/platform/prices", opt=WRITE)
+async def set_price(request: Request[Any, Any, Any]) -> Response[Any]:
+    admin = admin_of(request)
+    services = services_of(request)
+    form = await Form.read(request)
+    model = form.text("model", label="Model", required=True)
+    prices = {}
+    for field in providers.PRICE_FIELDS:
+        value = form.number(f"price_{field}", label=field.replace("_", " ").capitalize())
+        if value is not None:
+            prices[field] = value
+    if not prices and form.ok:
+        form.errors["price_input"] = "Give at least one price."
+    if not form.ok:
+        return await _providers_page(request, form, status=400)
+    try:
+        async with services.sessions.begin() as db:
+            await providers.set_price(db, model=model, prices=prices, actor=admin.actor.label)
+    except GatewayError as exc:
+        form.fail(exc)
+        return await _providers_page(request, form, status=400)
+    services.router.forget()
+    return redirect(request, "/platform/providers", notice="price-saved")
+
+
+PLATFORM_HANDLERS = [tenants_page, create_tenant, providers_page, enable_provider, disable_provider, set_price]

@@ -1,0 +1,142 @@
+"""Dashboard (charts of requests, tokens and cost) and the request log (filters, keyset paging, CSV)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from litestar import Request, Response, get
+from litestar.params import FromQuery
+from litestar.response import Stream
+
+from admin_ui import charts, stats
+from admin_ui.guard import admin_of
+from admin_ui.lookups import tenant_of
+from admin_ui.web import money, page, services_of, url_with
+from gateway.errors import InvalidRequest
+from gateway.manage import keys, usage
+from gateway.manage.usage import UsageQuery, UsageRow
+
+LOG_DEFAULT_SPAN = timedelta(days=30)
+PAGE_SIZE = 50
+
+
+def _key_label(row: UsageRow) -> str:
+    if row.key_id is None:
+        return "(no key)"
+    return f"{row.key_name} ({row.key_prefix}…)" if row.key_name else f"{row.key_prefix or row.key_id[:8]}…"
+
+
+@get("/dashboard")
+async def dashboard(request: Request[Any, Any, Any], range: FromQuery[str] = "24h") -> Response[str]:
+    admin = admin_of(request)
+    async with services_of(request).sessions() as db:
+        data = await stats.dashboard(db, admin.tenant_id, range)
+        has_keys = bool(await keys.list_keys(db, tenant=await tenant_of(db, admin.tenant_id)))
+    points = [(b.label, float(b.totals.requests), f"{b.totals.requests:,}", b.title) for b in data.series]
+    requests = charts.columns(points, width=960, height=220)
+    requests_narrow = charts.columns(points, width=480)  # shown instead on small screens (CSS)
+    tokens = charts.columns(
+        [
+            (b.label, t, f"{t:,}", b.title)
+            for b in data.series
+            for t in [b.totals.input_tokens + b.totals.output_tokens + b.totals.cache_read_tokens]
+        ],
+        width=480,
+    )
+    cost = charts.columns(
+        [(b.label, b.totals.cost_usd, money(b.totals.cost_micro_usd), b.title) for b in data.series],
+        fmt="money",
+        width=480,
+    )
+    by_model = charts.rows([(r.model or "?", r.totals.cost_usd, money(r.totals.cost_micro_usd)) for r in data.by_model])
+    by_model_req = charts.rows([(r.model or "?", r.totals.requests, f"{r.totals.requests:,}") for r in data.by_model])
+    by_key = charts.rows(
+        [
+            (
+                _key_label(r),
+                r.totals.input_tokens + r.totals.output_tokens,
+                f"{r.totals.input_tokens + r.totals.output_tokens:,}",
+            )
+            for r in data.by_key
+        ]
+    )
+    return page(
+        request,
+        "dashboard.html",
+        data=data,
+        ranges=stats.RANGES,
+        charts={"requests": requests, "requests_narrow": requests_narrow, "tokens": tokens, "cost": cost},
+        by_model=by_model if any(r.totals.cost_micro_usd for r in data.by_model) else by_model_req,
+        by_model_metric="cost" if any(r.totals.cost_micro_usd for r in data.by_model) else "requests",
+        by_key=by_key,
+        key_label=_key_label,
+        has_keys=has_keys,
+    )
+
+
+def _date(value: str, field: str) -> datetime | None:
+    return usage.parse_time(value, field) if value else None
+
+
+def _query(admin_tenant: str, params: dict[str, str]) -> tuple[UsageQuery, usage.StatusClass | None]:
+    now = datetime.now(UTC)
+    since = _date(params["since"], "since") or now - LOG_DEFAULT_SPAN
+    until = _date(params["until"], "until")
+    if until is not None and len(params["until"]) == 10:
+        until += timedelta(days=1)  # a date "until" includes that whole day
+    status = usage.check_status(params["status"] or None)
+    q = UsageQuery.of(
+        admin_tenant, since, until or now + timedelta(seconds=1), key_id=params["key"], model=params["model"]
+    )
+    return q, status
+
+
+def _params(request: Request[Any, Any, Any]) -> dict[str, str]:
+    get_ = request.query_params.get
+    return {name: (get_(name) or "").strip()[:200] for name in ("key", "model", "status", "since", "until", "cursor")}
+
+
+@get("/usage")
+async def usage_page(request: Request[Any, Any, Any]) -> Response[str]:
+    admin = admin_of(request)
+    params = _params(request)
+    try:
+        q, status = _query(admin.tenant_id, params)
+        error = None
+    except InvalidRequest as exc:
+        q, status, error = UsageQuery.of(admin.tenant_id, datetime.now(UTC) - LOG_DEFAULT_SPAN), None, exc.message
+    async with services_of(request).sessions() as db:
+        key_rows = await keys.list_keys(db, tenant=await tenant_of(db, admin.tenant_id))
+        result = await usage.requests_page(db, q, status=status, cursor=params["cursor"] or None, limit=PAGE_SIZE)
+    names = {k.id: k.name for k in key_rows}
+    path = request.url.path
+    filters = {k: v for k, v in params.items() if k != "cursor"}
+    return page(
+        request,
+        "usage.html",
+        status=400 if error else 200,
+        rows=result.rows,
+        error=error,
+        params=params,
+        keys=key_rows,
+        key_names=names,
+        older=url_with(path, {**filters, "cursor": result.next_cursor}) if result.next_cursor else None,
+        newest=url_with(path, filters) if params["cursor"] else None,
+        csv=url_with(path + ".csv", filters),
+    )
+
+
+@get("/usage.csv")
+async def usage_csv(request: Request[Any, Any, Any]) -> Stream:
+    admin = admin_of(request)
+    q, status = _query(admin.tenant_id, _params(request))
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M")
+    return Stream(
+        usage.requests_csv(services_of(request).sessions, q, status=status),
+        media_type="text/csv; charset=utf-8",
+        headers={"content-disposition": f'attachment; filename="relay-requests-{stamp}.csv"'},
+    )
+
+
+USAGE_HANDLERS = [dashboard, usage_page, usage_csv]
