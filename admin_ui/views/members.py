@@ -8,7 +8,6 @@ from typing import Any
 import sqlalchemy as sa
 from litestar import Request, Response, get, post
 from litestar.params import FromPath
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from admin_ui.forms import Form
 from admin_ui.guard import admin_of
@@ -66,21 +65,6 @@ async def invite(request: Request[Any, Any, Any]) -> Response[str]:
     return await _page(request, Form.empty(role="member"), status=201, invited=created, password=shown)
 
 
-async def set_role(db: AsyncSession, user: User, role: str, *, actor: str) -> None:
-    """Change a member's role; the tenant keeps at least one owner."""
-    if role not in ROLES:
-        raise InvalidRequest(f"role must be one of {', '.join(ROLES)}")
-    if user.role == "owner" and role != "owner":
-        owners = await db.scalar(
-            sa.select(sa.func.count()).select_from(User).where(User.tenant_id == user.tenant_id, User.role == "owner")
-        )
-        if (owners or 0) <= 1:
-            raise InvalidRequest("the tenant needs at least one owner: make someone else owner first")
-    if user.role != role:
-        await tenants.audit(db, user.tenant_id, actor, "user.role", user.email, {"from": user.role, "to": role})
-        user.role = role
-
-
 @post("/members/{user_id:str}", opt=USERS)
 async def change_role(request: Request[Any, Any, Any], user_id: FromPath[str]) -> Response[Any]:
     admin = admin_of(request)
@@ -90,7 +74,7 @@ async def change_role(request: Request[Any, Any, Any], user_id: FromPath[str]) -
             user = await db.scalar(sa.select(User).where(User.id == user_id, User.tenant_id == admin.tenant_id))
             if user is None:
                 raise NotFound(f"member {user_id!r} not found")
-            await set_role(db, user, form.value("role"), actor=admin.actor.label)
+            await tenants.set_role(db, user, form.value("role"), actor=admin.actor.label)
     except InvalidRequest as exc:
         failed = Form.empty(role="member")
         failed.general = exc.message

@@ -90,3 +90,18 @@ async def list_users(session: AsyncSession, *, tenant_id: str) -> list[User]:
     """A tenant's users; the one query scoping users by tenant."""
     rows = await session.scalars(sa.select(User).where(User.tenant_id == tenant_id).order_by(User.email))
     return list(rows)
+
+
+async def set_role(db: AsyncSession, user: User, role: str, *, actor: str) -> None:
+    """Change a member's role; the tenant keeps at least one owner."""
+    if role not in ROLES:
+        raise InvalidRequest(f"role must be one of {', '.join(ROLES)}")
+    if user.role == "owner" and role != "owner":
+        owners = await db.scalar(
+            sa.select(sa.func.count()).select_from(User).where(User.tenant_id == user.tenant_id, User.role == "owner")
+        )
+        if (owners or 0) <= 1:
+            raise InvalidRequest("the tenant needs at least one owner: make someone else owner first")
+    if user.role != role:
+        await audit(db, user.tenant_id, actor, "user.role", user.email, {"from": user.role, "to": role})
+        user.role = role
