@@ -307,6 +307,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--chunks", type=int, default=4, help="stream chunks per answer")
     parser.add_argument("--text", default=None, help="answer text (default: echo the prompt)")
     parser.add_argument("--usage", default="20,16", help="INPUT,OUTPUT tokens reported")
+    parser.add_argument("--chunk-delay", type=float, default=0.0, help="seconds between stream events")
     args = parser.parse_args(argv)
     usage_in, _, usage_out = args.usage.partition(",")
 
@@ -314,7 +315,14 @@ def main(argv: list[str] | None = None) -> None:
         fake = FakeUpstream(args.host, args.port)
         if args.models:
             fake.models = list(args.models)
-        fake.set_default(Reply(text=args.text, chunks=args.chunks, usage=(int(usage_in), int(usage_out))))
+        fake.set_default(
+            Reply(
+                text=args.text,
+                chunks=args.chunks,
+                usage=(int(usage_in), int(usage_out)),
+                chunk_delay_s=args.chunk_delay,
+            )
+        )
         await fake.astart()
         sys.stderr.write(f"fake upstream listening on {fake.url}\n")
         try:
