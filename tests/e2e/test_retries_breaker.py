@@ -91,3 +91,29 @@ def test_breaker_opens_on_a_dead_upstream_sends_to_the_fallback_at_once_then_pro
     time.sleep(0.6)  # cooldown over: one probe goes to the dead upstream, fails, and re-opens
     assert ask(retrying, key).status_code == 200
     assert "open" in breakers.states().values()
+
+
+@pytest.fixture
+def short_deadline(stack):
+    server = GatewayServer(replace(stack.settings, total_timeout_s=2.0, idle_timeout_s=1.0, keepalive_s=5.0)).start()
+    yield server
+    server.stop()
+
+
+def test_slow_loris_upstream_is_cut_at_the_total_deadline(short_deadline, fake):
+    """An upstream that trickles a chunk every 0.5 s never trips the idle timeout; the total deadline ends it."""
+    seed, tenant, key = setup(short_deadline, fake)
+    fake.enqueue(Reply(text="drip " * 100, chunks=100, chunk_delay_s=0.5))
+    before = fake.cancelled
+    started = time.monotonic()
+    r = ask(short_deadline, key, stream=True)
+    elapsed = time.monotonic() - started
+    assert r.status_code == 200
+    assert 2.0 <= elapsed <= 4.0  # the deadline (+ one chunk gap), not the 50 s the upstream wanted
+    assert "exceeded the total time limit" in r.text
+    deadline = time.monotonic() + 5
+    while fake.cancelled == before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert fake.cancelled == before + 1  # no upstream socket left open
+    rows = seed.usage_rows(tenant, expect=1)
+    assert rows[0].status == 502 and rows[0].error_code == "upstream_timeout"
