@@ -32,6 +32,13 @@ Db = NamedDependency[AsyncSession]
 CurrentActor = NamedDependency[Actor]
 Svc = NamedDependency[Services]
 Owner = NamedDependency[Tenant | None]
+
+
+def owner_id(owner: Tenant | None) -> str | None:
+    """The tenant id an owner-scoped query filters on; None is the platform's own objects."""
+    return owner.id if owner else None
+
+
 """Whose upstreams and models a route acts on: a tenant, or ``None`` for the platform's built-in ones."""
 OwnTenant = NamedDependency[Tenant]
 TenantQuery = Annotated[

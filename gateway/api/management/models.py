@@ -17,6 +17,7 @@ from gateway.api.management.access import (
     Owner,
     Svc,
     after_commit,
+    owner_id,
     provide_platform_owner,
     provide_tenant_owner,
 )
@@ -109,10 +110,6 @@ def model_detail(model: ModelRow, up: UpstreamRow) -> ModelDetail:
     return ModelDetail(**_fields(model, up), effective_profile=profile)
 
 
-def _tenant_id(owner: Owner) -> str | None:
-    return owner.id if owner else None
-
-
 class ModelController(Controller):
     path = "/models"
     tags = ["models"]
@@ -127,7 +124,7 @@ class ModelController(Controller):
         self, data: JSONBody[ModelCreate], db: Db, owner: Owner, actor: CurrentActor, services: Svc
     ) -> ModelDetail:
         try:
-            upstream = await upstreams.upstream_by_id(db, data.upstream_id, tenant_id=_tenant_id(owner))
+            upstream = await upstreams.upstream_by_id(db, data.upstream_id, tenant_id=owner_id(owner))
         except NotFound as exc:
             raise NotFound(f"upstream_id: {exc.message}") from None
         row = await upstreams.add_model(
@@ -151,7 +148,7 @@ class ModelController(Controller):
 
     @get("/{model_id:str}")
     async def get_model(self, model_id: FromPath[str], db: Db, owner: Owner) -> ModelDetail:
-        return model_detail(*await upstreams.model_by_id(db, model_id, tenant_id=_tenant_id(owner)))
+        return model_detail(*await upstreams.model_by_id(db, model_id, tenant_id=owner_id(owner)))
 
     @patch("/{model_id:str}")
     async def update_model(
@@ -163,7 +160,7 @@ class ModelController(Controller):
         actor: CurrentActor,
         services: Svc,
     ) -> ModelDetail:
-        row, _ = await upstreams.model_by_id(db, model_id, tenant_id=_tenant_id(owner))
+        row, _ = await upstreams.model_by_id(db, model_id, tenant_id=owner_id(owner))
         row, upstream = await upstreams.update_model(db, row, changes_of(data), actor=actor.label)
         after_commit(db, lambda: services.invalidation.invalidate("models"))
         return model_detail(row, upstream)
@@ -172,7 +169,7 @@ class ModelController(Controller):
     async def delete_model(
         self, model_id: FromPath[str], db: Db, owner: Owner, actor: CurrentActor, services: Svc
     ) -> None:
-        row, _ = await upstreams.model_by_id(db, model_id, tenant_id=_tenant_id(owner))
+        row, _ = await upstreams.model_by_id(db, model_id, tenant_id=owner_id(owner))
         await upstreams.delete_model(db, row, actor=actor.label)
         after_commit(db, lambda: services.invalidation.invalidate("models"))
 

@@ -17,6 +17,7 @@ from gateway.api.management.access import (
     Owner,
     Svc,
     after_commit,
+    owner_id,
     provide_platform_owner,
     provide_tenant_owner,
 )
@@ -90,10 +91,6 @@ def upstream_out(row: UpstreamRow, box: SecretBox) -> Upstream:
     )
 
 
-def _tenant_id(owner: Owner) -> str | None:
-    return owner.id if owner else None
-
-
 class UpstreamController(Controller):
     path = "/upstreams"
     tags = ["upstreams"]
@@ -101,7 +98,7 @@ class UpstreamController(Controller):
 
     @get("/")
     async def list_upstreams(self, db: Db, owner: Owner, services: Svc) -> list[Upstream]:
-        rows = await upstreams.list_upstreams(db, tenant_id=_tenant_id(owner))
+        rows = await upstreams.list_upstreams(db, tenant_id=owner_id(owner))
         return [upstream_out(r, services.box) for r in rows]
 
     @post("/")
@@ -126,7 +123,7 @@ class UpstreamController(Controller):
 
     @get("/{upstream_id:str}")
     async def get_upstream(self, upstream_id: FromPath[str], db: Db, owner: Owner, services: Svc) -> Upstream:
-        row = await upstreams.upstream_by_id(db, upstream_id, tenant_id=_tenant_id(owner))
+        row = await upstreams.upstream_by_id(db, upstream_id, tenant_id=owner_id(owner))
         return upstream_out(row, services.box)
 
     @patch("/{upstream_id:str}")
@@ -139,7 +136,7 @@ class UpstreamController(Controller):
         actor: CurrentActor,
         services: Svc,
     ) -> Upstream:
-        row = await upstreams.upstream_by_id(db, upstream_id, tenant_id=_tenant_id(owner))
+        row = await upstreams.upstream_by_id(db, upstream_id, tenant_id=owner_id(owner))
         await upstreams.update_upstream(
             db,
             row,
@@ -155,7 +152,7 @@ class UpstreamController(Controller):
     async def delete_upstream(
         self, upstream_id: FromPath[str], db: Db, owner: Owner, actor: CurrentActor, services: Svc
     ) -> None:
-        row = await upstreams.upstream_by_id(db, upstream_id, tenant_id=_tenant_id(owner))
+        row = await upstreams.upstream_by_id(db, upstream_id, tenant_id=owner_id(owner))
         await upstreams.delete_upstream(db, row, actor=actor.label)
         after_commit(db, lambda: services.invalidation.invalidate("models"))
 
