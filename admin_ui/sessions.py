@@ -127,11 +127,6 @@ async def destroy(session: AsyncSession, raw: str | None) -> None:
         await session.execute(sa.delete(AdminSession).where(AdminSession.id == hash_id(raw)))
 
 
-async def destroy_all(session: AsyncSession, user_id: str) -> None:
-    """Every session of a user (password or role change by an owner)."""
-    await session.execute(sa.delete(AdminSession).where(AdminSession.user_id == user_id))
-
-
 async def prune(session: AsyncSession, *, now: datetime | None = None) -> None:
     """Drop expired sessions and old failed attempts (run at sign-in, which is rare)."""
     now = now or datetime.now(UTC)

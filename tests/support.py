@@ -13,7 +13,7 @@ import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -133,15 +133,6 @@ class GatewayServer:
     @property
     def services(self) -> Any:
         return self.app.state.services
-
-
-@dataclass
-class Seed:
-    """Objects one test created: a fresh tenant and what hangs off it."""
-
-    tenant: Any
-    key: str = ""
-    key_id: str = ""
 
 
 class Seeder:

@@ -57,7 +57,6 @@ class AnthropicStreamToOpenAI:
         self._json_answer = False
         self._stop_reason: str | None = None
         self._usage: dict[str, Any] = {}
-        self._saw_start = False
         self.finished = False
 
     @property
@@ -102,7 +101,6 @@ class AnthropicStreamToOpenAI:
         return out
 
     def _on_message_start(self, payload: dict[str, Any]) -> list[SSEEvent]:
-        self._saw_start = True
         self._merge_usage((payload.get("message") or {}).get("usage"))
         return self._role()
 

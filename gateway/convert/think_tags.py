@@ -14,7 +14,6 @@ class ThinkTagSplitter:
     def __init__(self) -> None:
         self._buf = ""
         self._inside = False
-        self._seen_text = False
 
     def feed(self, text: str) -> list[tuple[str, str]]:
         self._buf += text
