@@ -11,9 +11,7 @@ to nothing is a 404 naming up to five close matches the key may use.
 
 from __future__ import annotations
 
-import asyncio
 import difflib
-import time
 from collections.abc import Mapping
 from dataclasses import replace
 from fnmatch import fnmatchcase
@@ -21,6 +19,7 @@ from fnmatch import fnmatchcase
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from gateway.cache import TTLCache
 from gateway.catalog.state import ProviderState, provider_states
 from gateway.db.tables import ModelRow, UpstreamRow
 from gateway.domain import Dialect, Price, Principal, Route, Upstream, merge_profile
@@ -42,12 +41,10 @@ class Router:
         self._sessions = sessions
         self._box = box
         self._provider_env = dict(provider_env or {})
-        self._ttl = ttl_s
-        self._tables: dict[str | None, tuple[float, ModelTable]] = {}
-        self._locks: dict[str | None, asyncio.Lock] = {}
+        self._tables: TTLCache[str | None, ModelTable] = TTLCache(self._load, ttl_s=ttl_s, grace_s=1.0)
 
     def forget(self) -> None:
-        self._tables.clear()
+        self._tables.forget()
 
     async def resolve(self, principal: Principal, name: str) -> Route:
         target = _apply_alias(principal, name)
@@ -94,16 +91,7 @@ class Router:
         return f"model {name!r} not found{hint}"
 
     async def _table(self, tenant_id: str | None) -> ModelTable:
-        hit = self._tables.get(tenant_id)
-        if hit is not None and hit[0] > time.monotonic():
-            return hit[1]
-        lock = self._locks.setdefault(tenant_id, asyncio.Lock())
-        async with lock:  # one load per table, however many requests miss at once
-            hit = self._tables.get(tenant_id)
-            if hit is None or hit[0] <= time.monotonic():
-                hit = (time.monotonic() + self._ttl, await self._load(tenant_id))
-                self._tables[tenant_id] = hit
-        return hit[1]
+        return await self._tables.get(tenant_id)
 
     async def _load(self, tenant_id: str | None) -> ModelTable:
         scope = ModelRow.tenant_id.is_(None) if tenant_id is None else ModelRow.tenant_id == tenant_id
