@@ -1,4 +1,4 @@
-"""The one composition root: ``create_app(settings)`` builds the Litestar application."""
+"""The one composition root: ``create_app(settings)`` builds the ASGI application (the doors, then Litestar)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from litestar.exceptions import HTTPException
 from litestar.logging.config import LoggingConfig
 
 from admin_ui import admin_router, session_actor
-from gateway.api.doors import DOOR_HANDLERS
+from gateway.api.doors import DoorsApp
 from gateway.api.errors import gateway_error_handler
 from gateway.api.health import HEALTH_HANDLERS
 from gateway.api.management import MANAGEMENT_API, openapi_config
@@ -25,7 +25,7 @@ from gateway.settings import Settings
 log = logging.getLogger("relay")
 
 
-def create_app(settings: Settings | None = None, *, auto_migrate: bool | None = None) -> Litestar:
+def create_app(settings: Settings | None = None, *, auto_migrate: bool | None = None) -> DoorsApp:
     """Build the gateway. The embedded default (SQLite) migrates its database by itself."""
     settings = settings or Settings.from_env()
     migrate_first = settings.embedded if auto_migrate is None else auto_migrate
@@ -44,7 +44,7 @@ def create_app(settings: Settings | None = None, *, auto_migrate: bool | None = 
 
     routes = Router(
         path=settings.root_path or "/",
-        route_handlers=[*DOOR_HANDLERS, *MODEL_HANDLERS, *HEALTH_HANDLERS, MANAGEMENT_API, admin_router()],
+        route_handlers=[*MODEL_HANDLERS, *HEALTH_HANDLERS, MANAGEMENT_API, admin_router()],
         include_in_schema=False,  # the OpenAPI schema documents the management API only
     )
     app = Litestar(
@@ -65,4 +65,4 @@ def create_app(settings: Settings | None = None, *, auto_migrate: bool | None = 
         debug=False,
     )
     app.state.session_actor = session_actor  # the management API also accepts admin UI sessions (access.py)
-    return app
+    return DoorsApp(app, root_path=settings.root_path, max_body_bytes=settings.max_body_bytes)

@@ -55,6 +55,8 @@ class Call:
     """The request's hold on its key's limits and budgets, settled once when the call is over."""
     spent: list[int] = field(default_factory=lambda: [0, 0])
     """Tokens and micro-USD of every attempt so far (fallbacks included), for settling the ticket."""
+    client_request_id: str | None = None
+    """The caller's own ``x-request-id``, for correlation only (never the ledger's key)."""
 
     @property
     def stream(self) -> bool:
@@ -344,7 +346,7 @@ class Relay:
         call.spent[0] += usage.total_tokens
         call.spent[1] += rec.cost_micro_usd
         if log.isEnabledFor(logging.INFO):
-            log.info("%s", request_log_line(rec, call.principal.prefix, call.notes))
+            log.info("%s", request_log_line(rec, call.principal.prefix, call.notes, call.client_request_id))
 
 
 _PING = {

@@ -1,1 +1,1 @@
-"""Litestar handlers of the doors, health and management; exception handlers answering in the caller's dialect."""
+"""The doors (plain ASGI), the Litestar handlers of models, health and management; errors in the caller's dialect."""

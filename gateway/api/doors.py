@@ -1,67 +1,118 @@
 """The two doors: ``POST /v1/messages`` (Anthropic) and ``POST /v1/chat/completions`` (OpenAI).
 
-The query string never changes routing (Claude Code always sends ``?beta=true``).
+``DoorsApp`` sits in front of the Litestar application and serves the door paths itself as plain
+ASGI (``gateway.api.asgi`` says why); every other request, and any other method on these paths,
+goes to Litestar. The query string never changes routing (Claude Code always sends ``?beta=true``).
+
+Request ids: every call gets its own ``req_…`` id, returned as ``request-id`` and ``x-request-id``
+(each SDK reads one) and used as the ledger's idempotency key, so a client cannot choose it. A
+client's own ``x-request-id`` (printable, up to 128 characters) is kept as its correlation id: it
+is forwarded to the upstream, written in the request's log line and echoed as ``x-client-request-id``.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
-from litestar import Request, Response, post
-from litestar.response import Stream
+from litestar import Litestar
 
+from gateway.api.asgi import ClientGone, Receive, Scope, Send, read_body, request_headers, send_json, send_stream
+from gateway.api.errors import render_error
 from gateway.api.validate import parse_body
 from gateway.auth import extract_key
 from gateway.domain import Dialect
+from gateway.errors import GatewayError
 from gateway.metering.limits import Estimate, estimate_request
-from gateway.relay import Call, JSONReply
+from gateway.relay import Call, JSONReply, StreamReply
 from gateway.services import Services
+from gateway.upstreams.headers import client_request_id
+
+log = logging.getLogger("relay")
+DOOR_PATHS = {
+    "/v1/messages": (Dialect.ANTHROPIC, False),
+    "/v1/chat/completions": (Dialect.OPENAI, False),
+    "/v1/messages/count_tokens": (Dialect.ANTHROPIC, True),
+}
 
 
-async def _call(request: Request[Any, Any, Any], door: Dialect, *, count_tokens: bool = False) -> Call:
-    services: Services = request.app.state.services
-    request_id = "req_" + os.urandom(16).hex()
-    request.state.request_id = request_id
-    principal = await services.auth.authenticate(extract_key(request.headers))
-    body = parse_body(await request.body(), door, count_tokens=count_tokens)
+class DoorsApp:
+    """The ASGI application the server runs: the doors here, the rest in ``self.app`` (Litestar)."""
+
+    def __init__(self, app: Litestar, *, root_path: str, max_body_bytes: int) -> None:
+        self.app = app
+        prefix = root_path.rstrip("/")
+        self._doors = {prefix + path: door for path, door in DOOR_PATHS.items()}
+        self._max_body = max_body_bytes
+
+    @property
+    def state(self) -> Any:
+        return self.app.state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            path = scope["path"]
+            door = self._doors.get(path) or self._doors.get(path.rstrip("/"))
+            if door is not None:
+                await self._serve(door[0], door[1], scope, receive, send)
+                return
+        await self.app(scope, receive, send)  # type: ignore[arg-type]
+
+    async def _serve(self, door: Dialect, count_tokens: bool, scope: Scope, receive: Receive, send: Send) -> None:
+        services: Services = self.app.state.services
+        request_id = "req_" + os.urandom(16).hex()
+        headers = request_headers(scope)
+        client_id = client_request_id(headers)
+        try:
+            raw = await read_body(receive, headers, self._max_body)
+            call = await _call(services, door, request_id, headers, raw, count_tokens=count_tokens)
+            reply = await (services.relay.count_tokens(call) if count_tokens else _relay(services, call))
+        except ClientGone:
+            return
+        except Exception as exc:
+            if not isinstance(exc, GatewayError):
+                log.exception("unhandled error in request %s", request_id)
+            status, err_headers, body = render_error(exc, door, request_id)
+            await send_json(send, status, _with_client_id(err_headers, client_id), body)
+            return
+        if isinstance(reply, JSONReply):
+            await send_json(send, reply.status, _with_client_id(reply.headers, client_id), reply.body)
+        else:
+            await send_stream(receive, send, _with_client_id(reply.headers, client_id), reply.chunks)
+
+
+async def _call(
+    services: Services, door: Dialect, request_id: str, headers: dict[str, str], raw: bytes, *, count_tokens: bool
+) -> Call:
+    principal = await services.auth.authenticate(extract_key(headers))
+    body = parse_body(raw, door, count_tokens=count_tokens)
     route = await services.router.resolve(principal, body["model"])
-    return Call(request_id=request_id, principal=principal, route=route, door=door, body=body, headers=request.headers)
+    return Call(
+        request_id=request_id,
+        principal=principal,
+        route=route,
+        door=door,
+        body=body,
+        headers=headers,
+        client_request_id=client_request_id(headers),
+    )
 
 
-async def _handle(request: Request[Any, Any, Any], door: Dialect) -> Response[bytes] | Stream:
-    services: Services = request.app.state.services
-    call = await _call(request, door)
+async def _relay(services: Services, call: Call) -> JSONReply | StreamReply:
     fallbacks = await services.router.fallbacks(call.principal, call.route) if call.route.fallbacks else ()
     limits = call.principal.limits
     if limits.any:
         estimate = (
-            estimate_request(call.body, call.route, anthropic_body=door is Dialect.ANTHROPIC)
+            estimate_request(call.body, call.route, anthropic_body=call.door is Dialect.ANTHROPIC)
             if limits.needs_estimate
             else Estimate()
         )
         call.ticket = await services.limiter.admit(call.principal.key_id, call.principal.tenant_id, limits, estimate)
-    reply = await services.relay.call(call, fallbacks)
-    if isinstance(reply, JSONReply):
-        return Response(reply.body, status_code=reply.status, headers=reply.headers, media_type="application/json")
-    return Stream(reply.chunks, headers=reply.headers, media_type="text/event-stream")
+    return await services.relay.call(call, fallbacks)
 
 
-@post("/v1/messages", status_code=200)
-async def anthropic_messages(request: Request[Any, Any, Any]) -> Response[bytes] | Stream:
-    return await _handle(request, Dialect.ANTHROPIC)
-
-
-@post("/v1/chat/completions", status_code=200)
-async def openai_chat_completions(request: Request[Any, Any, Any]) -> Response[bytes] | Stream:
-    return await _handle(request, Dialect.OPENAI)
-
-
-@post("/v1/messages/count_tokens", status_code=200)
-async def anthropic_count_tokens(request: Request[Any, Any, Any]) -> Response[bytes]:
-    services: Services = request.app.state.services
-    reply = await services.relay.count_tokens(await _call(request, Dialect.ANTHROPIC, count_tokens=True))
-    return Response(reply.body, status_code=reply.status, headers=reply.headers, media_type="application/json")
-
-
-DOOR_HANDLERS = [anthropic_messages, anthropic_count_tokens, openai_chat_completions]
+def _with_client_id(reply_headers: dict[str, str], client_id: str | None) -> dict[str, str]:
+    if client_id is not None:
+        reply_headers["x-client-request-id"] = client_id
+    return reply_headers

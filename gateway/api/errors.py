@@ -68,14 +68,18 @@ def error_body(
 
 
 def gateway_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    status, headers, body = render_error(exc, door_of(request), getattr(request.state, "request_id", None))
+    return Response(body, status_code=status, headers=headers, media_type="application/json")
+
+
+def render_error(exc: Exception, door: Dialect, request_id: str | None) -> tuple[int, dict[str, str], bytes]:
+    """Status, headers and JSON body of ``exc`` as the door's official API would answer it."""
     err = _as_gateway_error(exc)
-    door = door_of(request)
     status = err.status_code
     if door is Dialect.ANTHROPIC and status == 503:
         status = 529  # Anthropic's overloaded status, which Claude Code's --fallback-model reacts to
     elif door is Dialect.OPENAI and status == 529:
         status = 503
-    request_id = getattr(request.state, "request_id", None)
     headers = dict(err.headers)
     if err.should_retry is not None:
         headers["x-should-retry"] = "true" if err.should_retry else "false"
@@ -94,7 +98,7 @@ def gateway_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Re
         if error_type and error_type not in ANTHROPIC_TYPES.values() and error_type != "api_error":
             error_type = None
         body = error_body(door, status, err.message, error_type=error_type, request_id=request_id)
-    return Response(body, status_code=status, headers=headers, media_type="application/json")
+    return status, headers, body
 
 
 def _as_gateway_error(exc: Exception) -> GatewayError:

@@ -44,7 +44,9 @@ class Meter(Protocol):
         ...
 
 
-def request_log_line(rec: UsageRecord, key_prefix: str, notes: tuple[str, ...] = ()) -> str:
+def request_log_line(
+    rec: UsageRecord, key_prefix: str, notes: tuple[str, ...] = (), client_request_id: str | None = None
+) -> str:
     """One structured (JSON) line per request: ids, tokens, cost, timings. Never a secret or a prompt."""
     u = rec.usage
     doc: dict[str, object] = {
@@ -67,6 +69,8 @@ def request_log_line(rec: UsageRecord, key_prefix: str, notes: tuple[str, ...] =
         "latency_ms": rec.latency_ms,
         "ttft_ms": rec.ttft_ms,
     }
+    if client_request_id:
+        doc["client_request_id"] = client_request_id
     if notes:
         doc["conversion_notes"] = list(notes)
     return msgspec.json.encode(doc).decode()

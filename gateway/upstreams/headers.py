@@ -12,6 +12,15 @@ ANTHROPIC_VERSION = "2023-06-01"
 # everything else (set-cookie, server, hop-by-hop) stays behind.
 FORWARDED_RESPONSE_HEADERS = ("retry-after", "retry-after-ms", "x-should-retry")
 FORWARDED_RESPONSE_PREFIXES = ("anthropic-ratelimit-", "x-ratelimit-")
+_CLIENT_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:/+=@")
+
+
+def client_request_id(client_headers: Mapping[str, str]) -> str | None:
+    """The caller's own ``x-request-id`` when it is a sane token: it reaches logs and the upstream."""
+    value = client_headers.get("x-request-id")
+    if value and len(value) <= 128 and all(c in _CLIENT_ID_CHARS for c in value):
+        return value
+    return None
 
 
 def upstream_headers(
@@ -27,6 +36,9 @@ def upstream_headers(
             headers["x-api-key"] = upstream.api_key
     elif upstream.api_key:
         headers["authorization"] = f"Bearer {upstream.api_key}"
+    client_id = client_request_id(client_headers)
+    if client_id is not None:
+        headers["x-request-id"] = client_id  # the caller's trace continues upstream
     for name, value in upstream.extra_headers:
         headers[name.lower()] = value
     return headers
