@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter
+from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -24,28 +24,61 @@ MINUTE_TTL_S = 2 * 3600
 MAX_OWED_HASHES = 200_000
 
 
-def counter_names(rec: UsageRecord) -> list[tuple[str, int]]:
-    """Hash names (and TTLs) a record counts into: per key, tenant and model, by day and by minute."""
-    day = rec.created_at.strftime("%Y%m%d")
-    minute = rec.created_at.strftime("%Y%m%d%H%M")
-    out = []
-    for scope in (f"key:{rec.key_id}", f"tenant:{rec.tenant_id}", f"model:{rec.model}"):
-        out.append((f"relay:usage:{scope}:{day}", DAY_TTL_S))
-        out.append((f"relay:usage:{scope}:m{minute}", MINUTE_TTL_S))
-    return out
+FIELDS = (
+    "requests",
+    "errors",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "cost_micro_usd",
+)
+Hashes = dict[str, tuple[int, dict[str, int]]]
+"""Redis hash name -> (TTL, field increments)."""
 
 
-def counter_fields(rec: UsageRecord) -> dict[str, int]:
-    u = rec.usage
-    return {
-        "requests": 1,
-        "errors": int(rec.status >= 400),
-        "input_tokens": u.input_tokens,
-        "output_tokens": u.output_tokens,
-        "cache_read_tokens": u.cache_read_tokens,
-        "cache_write_tokens": u.cache_write_tokens,
-        "cost_micro_usd": rec.cost_micro_usd,
-    }
+class Tallies:
+    """Records added up per (key, tenant, model, minute): a few integer additions on the response path.
+
+    The hash names (per key, tenant and model; by day and by minute) are built only when the
+    tallies are written, once per group instead of six times per request.
+    """
+
+    def __init__(self) -> None:
+        self._groups: dict[tuple[str | None, str, str, int], list[int]] = {}
+
+    def add(self, rec: UsageRecord) -> None:
+        group = (rec.key_id, rec.tenant_id, rec.model, int(rec.created_at.timestamp()) // 60)
+        t = self._groups.get(group)
+        if t is None:
+            t = self._groups[group] = [0] * len(FIELDS)
+        u = rec.usage
+        t[0] += 1
+        t[1] += rec.status >= 400
+        t[2] += u.input_tokens
+        t[3] += u.output_tokens
+        t[4] += u.cache_read_tokens
+        t[5] += u.cache_write_tokens
+        t[6] += rec.cost_micro_usd
+
+    def drain(self) -> Hashes:
+        groups, self._groups = self._groups, {}
+        out: Hashes = {}
+        for (key_id, tenant_id, model, minute), values in groups.items():
+            at = datetime.fromtimestamp(minute * 60, UTC)
+            day, stamp = at.strftime("%Y%m%d"), at.strftime("%Y%m%d%H%M")
+            for scope in (f"key:{key_id}", f"tenant:{tenant_id}", f"model:{model}"):
+                merge_into(out, f"relay:usage:{scope}:{day}", DAY_TTL_S, values)
+                merge_into(out, f"relay:usage:{scope}:m{stamp}", MINUTE_TTL_S, values)
+        return out
+
+
+def merge_into(hashes: Hashes, name: str, ttl: int, values: list[int] | dict[str, int]) -> None:
+    fields = hashes.setdefault(name, (ttl, {}))[1]
+    pairs = zip(FIELDS, values, strict=True) if isinstance(values, list) else values.items()
+    for field, value in pairs:
+        if value:
+            fields[field] = fields.get(field, 0) + value
 
 
 class RedisMeter:
@@ -53,7 +86,9 @@ class RedisMeter:
         self.redis: aioredis.Redis = aioredis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
         self._ledger = ledger
         self._interval = interval_s
-        self._owed: dict[str, tuple[int, Counter[str]]] = {}
+        self._tallies = Tallies()
+        self._owed: Hashes = {}
+        """Increments a failed write left behind, written with the next ones."""
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
@@ -72,12 +107,7 @@ class RedisMeter:
 
     def record(self, rec: UsageRecord) -> None:
         self._ledger.put(rec)
-        fields = counter_fields(rec)
-        for name, ttl in counter_names(rec):
-            acc = self._owed.get(name)
-            if acc is None:
-                acc = self._owed[name] = (ttl, Counter())
-            acc[1].update(fields)
+        self._tallies.add(rec)
         self._wake.set()
 
     async def flush(self) -> None:
@@ -96,14 +126,15 @@ class RedisMeter:
     async def _push(self) -> bool:
         async with self._lock:
             owed, self._owed = self._owed, {}
+            for name, (ttl, fields) in self._tallies.drain().items():
+                merge_into(owed, name, ttl, fields)
             if not owed:
                 return True
             try:
                 async with self.redis.pipeline(transaction=False) as pipe:
                     for name, (ttl, fields) in owed.items():
                         for field, value in fields.items():
-                            if value:
-                                pipe.hincrby(name, field, value)
+                            pipe.hincrby(name, field, value)
                         pipe.expire(name, ttl)
                     await pipe.execute()
                 return True
@@ -112,9 +143,8 @@ class RedisMeter:
                 log.warning("redis counters deferred (%s); %d hashes owed", type(exc).__name__, len(self._owed))
                 return False
 
-    def _merge_back(self, owed: dict[str, tuple[int, Counter[str]]]) -> None:
+    def _merge_back(self, owed: Hashes) -> None:
         for name, (ttl, fields) in owed.items():
-            if name in self._owed:
-                self._owed[name][1].update(fields)
-            elif len(self._owed) < MAX_OWED_HASHES:  # bounded: the ledger is the truth, counters a cache
-                self._owed[name] = (ttl, fields)
+            # Bounded: the ledger is the truth, the counters a cache.
+            if name in self._owed or len(self._owed) < MAX_OWED_HASHES:
+                merge_into(self._owed, name, ttl, fields)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from dataclasses import dataclass
 
 import aiohttp
@@ -18,6 +19,16 @@ class Timeouts:
     total_s: float = 600.0
     keepalive_s: float = 15.0
     """Silence after which a stream gets a ping (Anthropic) or an SSE comment (OpenAI)."""
+
+    def aiohttp_timeout(self) -> aiohttp.ClientTimeout:
+        """aiohttp's read timeout starts when the request is sent, so it also bounds the wait for headers."""
+        return _client_timeout(self.connect_s, self.idle_s)
+
+
+@functools.lru_cache(maxsize=256)
+def _client_timeout(connect_s: float, idle_s: float) -> aiohttp.ClientTimeout:
+    # Built once per distinct setting: constructing one per request showed up at 3 % of a profile.
+    return aiohttp.ClientTimeout(total=None, connect=connect_s, sock_connect=connect_s, sock_read=idle_s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,15 +50,19 @@ def create_session(limit: int = 1000) -> aiohttp.ClientSession:
 
 
 async def send(session: aiohttp.ClientSession, req: UpstreamRequest, timeouts: Timeouts) -> aiohttp.ClientResponse:
-    """POST and wait for the response headers; connection failures become gateway errors."""
-    timeout = aiohttp.ClientTimeout(
-        total=None, connect=timeouts.connect_s, sock_connect=timeouts.connect_s, sock_read=timeouts.idle_s
-    )
+    """POST and wait for the response headers; connection failures become gateway errors.
+
+    The wait for headers is bounded by ``min(first_byte_s, idle_s)``: aiohttp's read timeout covers it,
+    and a separate timer runs only when the first-byte limit is the shorter one.
+    """
+    timeout = timeouts.aiohttp_timeout()
     try:
-        async with asyncio.timeout(timeouts.first_byte_s):
-            return await session.post(
-                req.url, data=req.body, headers=req.headers, timeout=timeout, allow_redirects=False
-            )
+        if timeouts.first_byte_s < timeouts.idle_s:
+            async with asyncio.timeout(timeouts.first_byte_s):
+                return await session.post(
+                    req.url, data=req.body, headers=req.headers, timeout=timeout, allow_redirects=False
+                )
+        return await session.post(req.url, data=req.body, headers=req.headers, timeout=timeout, allow_redirects=False)
     except TimeoutError:
         raise UpstreamTimeout("upstream did not answer in time") from None
     except aiohttp.ClientConnectorError as exc:
