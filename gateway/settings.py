@@ -51,6 +51,8 @@ class Settings:
     """Hosts, IPs and ranges tenant upstreams may reach despite the SSRF guard (e.g. a local Ollama)."""
     usage_retention_days: int = 0
     """Delete ``usage_events`` older than this many days (the daily rollups are kept); 0 keeps them forever."""
+    gc_tuning: bool = True
+    """Freeze start-up objects out of the garbage collector and collect less often (``app.tune_gc``)."""
     provider_env: dict[str, str] = field(default_factory=dict, repr=False)
     """``RELAY_PROVIDER_<NAME>_API_KEY`` / ``_ENABLED`` variables: built-in providers turned on by the environment."""
 
@@ -97,6 +99,7 @@ class Settings:
             upstream_allowlist=get("RELAY_UPSTREAM_ALLOWLIST", ""),
             metering_fail_closed=get("RELAY_METERING_FAIL_CLOSED", "").lower() in ("1", "true", "yes", "on"),
             usage_retention_days=_int(env, "RELAY_USAGE_RETENTION_DAYS", d.usage_retention_days),
+            gc_tuning=get("RELAY_GC_TUNING", "on").lower() not in ("0", "false", "no", "off"),
             provider_env={k: v for k, v in env.items() if k.startswith("RELAY_PROVIDER_")},
             anthropic_beta_defaults=tuple(
                 b.strip() for b in get("RELAY_ANTHROPIC_BETA_DEFAULTS", "").split(",") if b.strip()

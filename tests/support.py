@@ -249,6 +249,7 @@ def base_settings(database_url: str, redis_url: str | None) -> Settings:
         first_byte_timeout_s=5.0,
         idle_timeout_s=5.0,
         total_timeout_s=30.0,
+        gc_tuning=False,  # process-wide; one test checks it (test_gateway_settings)
     )
 
 

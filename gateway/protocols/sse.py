@@ -54,8 +54,10 @@ class SSEDecoder:
         self._pending_cr = False
         self._buf += chunk
         out: list[SSEEvent] = []
-        start = 0
         buf = self._buf
+        if b"\r" not in buf:
+            return self._feed_lf(buf, out)
+        start = 0
         n = len(buf)
         while start < n:
             lf = buf.find(b"\n", start)
@@ -73,6 +75,18 @@ class SSEDecoder:
             self._line(bytes(buf[start:end]), out)
             start = nxt
         del buf[:start]
+        if len(buf) + self._size > self._max:
+            raise SSEError(f"event larger than {self._max} bytes")
+        return out
+
+    def _feed_lf(self, buf: bytearray, out: list[SSEEvent]) -> list[SSEEvent]:
+        """The common case (LF line endings only): one C-level split instead of a search per line."""
+        last = buf.rfind(b"\n")
+        if last != -1:
+            lines = bytes(buf[:last]).split(b"\n")
+            del buf[: last + 1]
+            for line in lines:
+                self._line(line, out)
         if len(buf) + self._size > self._max:
             raise SSEError(f"event larger than {self._max} bytes")
         return out

@@ -148,3 +148,26 @@ def test_metrics_need_the_token_and_count_requests_tokens_and_cost(with_metrics,
 
 def test_metrics_are_off_without_a_token(stack):
     assert httpx.get(stack.url + "/metrics").status_code == 404
+
+
+def test_gc_tuning_freezes_startup_objects_and_raises_the_young_threshold(stack):
+    """On by default (RELAY_GC_TUNING); the test harness turns it off because it is process-wide."""
+    import gc
+
+    before = gc.get_threshold()
+    server = GatewayServer(replace(stack.settings, gc_tuning=True)).start()
+    try:
+        assert gc.get_threshold() == (10_000, 50, 100)
+        assert gc.get_freeze_count() > 10_000  # the app, SQLAlchemy's metadata, the catalog...
+        assert httpx.get(server.url + "/healthz").status_code == 200
+    finally:
+        server.stop()
+        gc.unfreeze()
+        gc.set_threshold(*before)
+
+
+def test_gc_tuning_can_be_turned_off():
+    from gateway.settings import Settings
+
+    assert Settings.from_env({"RELAY_SECRET_KEY": "x" * 32}).gc_tuning is True
+    assert Settings.from_env({"RELAY_SECRET_KEY": "x" * 32, "RELAY_GC_TUNING": "off"}).gc_tuning is False
