@@ -7,6 +7,7 @@ no change pass through as the upstream's own text, so fields we don't model surv
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -68,6 +69,20 @@ class AnthropicPassthrough:
             self.out_chars += max(len(ev.data) - _DELTA_ENVELOPE, 0)  # not decoded: the fast path stays fast
         return [ev]
 
+    def pass_raw(self, chunk: bytes) -> tuple[bytes, bytes]:
+        """Split ``chunk`` into its leading content deltas, relayed as they came, and the rest.
+
+        Content deltas need no change (the model rename, usage, errors and the end are other
+        events), so they skip decoding. The rest takes the event path. The caller offers a chunk
+        only when it starts a fresh event.
+        """
+        if not self.started or b"\r" in chunk:
+            return b"", chunk
+        end, n = leading_run(chunk, _is_plain_delta)
+        if n:
+            self.out_chars += max(end - n * (_EVENT_FRAME + _DELTA_ENVELOPE), 0)
+        return chunk[:end], chunk[end:]
+
     def finish(self) -> list[SSEEvent]:
         return [] if self.finished else self.fail("upstream stream ended before message_stop")
 
@@ -80,14 +95,64 @@ class AnthropicPassthrough:
 class OpenAIPassthrough:
     """OpenAI chunks to an OpenAI client; drops the usage-only chunk when the client did not ask for it."""
 
-    def __init__(self, *, model: str, client_wants_usage: bool) -> None:
+    def __init__(self, *, model: str, client_wants_usage: bool, upstream_model: str | None = None) -> None:
         self._model = model
         self._wants_usage = client_wants_usage
         self.usage = Usage()
         self.finished = False
         self.started = False
-        self.out_chars = 0
         self.usage_final = False
+        self._decoded_chars = 0
+        # The model rename as bytes, for chunks relayed without decoding (pass_raw).
+        self._needle = b'"model":' + _encode(upstream_model) if upstream_model is not None else None
+        self._renamed = b'"model":' + _encode(model)
+        self._raw_bytes = 0
+        self._raw_events = 0
+        self._envelope: int | None = None
+        """Bytes of a content chunk's JSON around its text, measured on the first one relayed raw."""
+
+    @property
+    def out_chars(self) -> int:
+        """Size of the content relayed, for an estimate when the upstream never reports output usage.
+
+        Chunks relayed raw count as their bytes less the JSON around the text (close, not exact).
+        """
+        if not self._raw_events or self._envelope is None:
+            return self._decoded_chars
+        return self._decoded_chars + max(self._raw_bytes - self._raw_events * (self._envelope + _DATA_FRAME), 0)
+
+    def _plain(self, event: bytes) -> bool:
+        """A chunk that needs nothing but the rename (``leading_run``'s test), counted for the estimate."""
+        if self._needle is None or not _is_plain_chunk(event, self._needle):
+            return False
+        if self._envelope is None:  # decode until one chunk with text shows the envelope's size
+            doc = _loads(event[6:].decode("utf-8", errors="replace"))
+            chars = _delta_chars(doc) if doc is not None else 0
+            self._decoded_chars += chars
+            if chars:
+                self._envelope = len(event) - 6 - chars
+            return True
+        self._raw_bytes += len(event) + 2
+        self._raw_events += 1
+        return True
+
+    def pass_raw(self, chunk: bytes) -> tuple[bytes, bytes]:
+        """Split ``chunk`` into its leading plain content chunks, renamed as bytes, and the rest.
+
+        A plain chunk is one ``data:`` line naming the upstream model once, with no usage, error or
+        ``[DONE]``: nothing to decide, so no decoding. The rest (and any unusual shape: CR line ends,
+        comments, multi-line data, the model spelt another way) takes the event path. The caller
+        offers a chunk only when it starts a fresh event.
+        """
+        needle = self._needle
+        if needle is None or b"\r" in chunk:
+            return b"", chunk
+        end, n = leading_run(chunk, self._plain)
+        if not n:
+            return b"", chunk
+        self.started = True
+        head = chunk[:end]
+        return (head if needle == self._renamed else head.replace(needle, self._renamed)), chunk[end:]
 
     def feed(self, ev: SSEEvent) -> list[SSEEvent]:
         if ev.data.strip() == "[DONE]":
@@ -100,7 +165,7 @@ class OpenAIPassthrough:
             self.finished = True
             return [SSEEvent(None, ev.data), SSEEvent(None, "[DONE]")]
         self.started = True
-        self.out_chars += _delta_chars(doc)
+        self._decoded_chars += _delta_chars(doc)
         if "model" in doc:
             doc["model"] = self._model
         if doc.get("usage"):
@@ -122,6 +187,30 @@ class OpenAIPassthrough:
 
 
 _DELTA_ENVELOPE = len('{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":""}}')
+_EVENT_FRAME = len("event: \ndata: \n\n") + len("content_block_delta")
+_DATA_FRAME = len("data: \n\n")
+
+
+def leading_run(chunk: bytes, plain: Callable[[bytes], bool]) -> tuple[int, int]:
+    """End offset and count of the whole events at the start of ``chunk`` that ``plain`` accepts."""
+    end = n = 0
+    while (stop := chunk.find(b"\n\n", end)) != -1 and plain(chunk[end:stop]):
+        end, n = stop + 2, n + 1
+    return end, n
+
+
+def _is_plain_delta(event: bytes) -> bool:
+    return event.startswith(b"event: content_block_delta\ndata: ") and event.count(b"\n") == 1
+
+
+def _is_plain_chunk(event: bytes, needle: bytes) -> bool:
+    return (
+        event.startswith(b"data: {")
+        and b"\n" not in event
+        and event.count(needle) == 1
+        and event.count(b'"usage"') == event.count(b'"usage":null')
+        and b'"error"' not in event
+    )
 
 
 def _delta_chars(chunk: dict[str, Any]) -> int:

@@ -110,7 +110,9 @@ def _passthrough(
         body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
     return Plan(
         request=UpstreamRequest(url, headers, _encode(body)),
-        make_tap=lambda: OpenAIPassthrough(model=public, client_wants_usage=wants_usage),
+        make_tap=lambda: OpenAIPassthrough(
+            model=public, client_wants_usage=wants_usage, upstream_model=route.upstream_model
+        ),
         answer_json=lambda raw: _renamed(raw, public, usage_from_openai),
         error=lambda status, raw, h: upstream_error(status, raw, h, secret=secret),
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -283,24 +283,25 @@ class Relay:
         error_code: str | None = None
         clean = False
         ping = _PING[call.door]
+        # Same-dialect taps relay plain content events without decoding them (passthrough.leading_run).
+        pass_raw: Callable[[bytes], tuple[bytes, bytes]] | None = getattr(tap, "pass_raw", None)
         try:
             async for chunk in _chunks_or_silence(resp, self._timeouts.keepalive_s):
                 if chunk is None:  # the upstream is thinking: keep proxies and stall detectors from cutting us
                     yield ping
-                    if time.monotonic() > deadline:
-                        error_code = "upstream_timeout"
-                        yield _encode_all(tap.fail("upstream stream exceeded the total time limit", "timeout_error"))
+                else:
+                    raw = b""
+                    if pass_raw is not None and decoder.idle:
+                        raw, chunk = pass_raw(chunk)
+                    out = [e for ev in decoder.feed(chunk) for e in tap.feed(ev)]
+                    if raw or out:
+                        if error_code is None and _has_error_event(out):
+                            error_code = "upstream_stream_error"
+                        if ttft_ms is None:
+                            ttft_ms = _ms_since(call.started)
+                        yield _scrubbed(raw + _encode_all(out), secret)
+                    if tap.finished:
                         break
-                    continue
-                out = [e for ev in decoder.feed(chunk) for e in tap.feed(ev)]
-                if out:
-                    if error_code is None and _has_error_event(out):
-                        error_code = "upstream_stream_error"
-                    if ttft_ms is None:
-                        ttft_ms = _ms_since(call.started)
-                    yield _scrubbed(_encode_all(out), secret)
-                if tap.finished:
-                    break
                 if time.monotonic() > deadline:
                     error_code = "upstream_timeout"
                     yield _encode_all(tap.fail("upstream stream exceeded the total time limit", "timeout_error"))

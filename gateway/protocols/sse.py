@@ -46,6 +46,11 @@ class SSEDecoder:
         self._size = 0
         self._pending_cr = False
 
+    @property
+    def idle(self) -> bool:
+        """Between events: the next chunk starts a fresh one (nothing buffered or half-read)."""
+        return not self._buf and not self._data and self._event is None and not self._pending_cr
+
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         if not chunk:
             return []

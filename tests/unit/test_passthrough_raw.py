@@ -1,0 +1,181 @@
+"""Same-dialect taps relaying plain content events without decoding them (``pass_raw``).
+
+The raw path must give the client exactly what the event path gives, only faster; anything that
+needs a decision (usage, errors, the end, odd framing) must be left to the event path.
+"""
+
+import msgspec
+import pytest
+
+from gateway.passthrough import AnthropicPassthrough, OpenAIPassthrough
+from gateway.protocols.sse import SSEDecoder, encode_event
+
+enc = msgspec.json.encode
+
+
+def openai_chunk(text: str, model: str = "up-model", **extra: object) -> bytes:
+    doc = {
+        "id": "chatcmpl-1",
+        "object": "chat.completion.chunk",
+        "created": 1700000000,
+        "model": model,
+        "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}],
+        **extra,
+    }
+    return b"data: " + enc(doc) + b"\n\n"
+
+
+def relay(tap, chunks: list[bytes], *, raw: bool) -> tuple[bytes, int]:
+    """The relay's loop (gateway.relay._relay_stream), with or without the raw path; returns output and raw events."""
+    decoder, out, hits = SSEDecoder(), [], 0
+    for chunk in chunks:
+        if raw and decoder.idle:
+            passed, chunk = tap.pass_raw(chunk)
+            hits += passed.count(b"\n\n")
+            out.append(passed)
+        out.extend(encode_event(e.data, e.event) for ev in decoder.feed(chunk) for e in tap.feed(ev))
+    out.extend(encode_event(e.data, e.event) for ev in decoder.finish() for e in tap.feed(ev))
+    out.extend(encode_event(e.data, e.event) for e in tap.finish())
+    return b"".join(out), hits
+
+
+def openai_tap() -> OpenAIPassthrough:
+    return OpenAIPassthrough(model="public-name", client_wants_usage=False, upstream_model="up-model")
+
+
+def openai_stream() -> list[bytes]:
+    first = openai_chunk("").replace(b'"content":""', b'"role":"assistant","content":""')[:-2]
+    words = [openai_chunk(f'word {i} \u00e9\\n \\"q\\" ') for i in range(12)]
+    usage = b"data: " + enc(
+        {"id": "c", "model": "up-model", "choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": 12}}
+    )
+    return [
+        first + b"\n\n",
+        openai_chunk("Hi"),
+        words[0] + words[1] + words[2],
+        *words[3:],
+        usage + b"\n\n",
+        b"data: [DONE]\n\n",
+    ]
+
+
+def test_openai_raw_path_gives_the_client_the_same_events_and_usage():
+    slow_tap, fast_tap = openai_tap(), openai_tap()
+    slow, _ = relay(slow_tap, openai_stream(), raw=False)
+    fast, hits = relay(fast_tap, openai_stream(), raw=True)
+    assert hits == 14  # every chunk but the usage-only one and [DONE]
+    assert fast == slow
+    assert b"up-model" not in fast and fast.count(b'"model":"public-name"') == 14  # the usage-only chunk is dropped
+    assert fast_tap.usage == slow_tap.usage and fast_tap.finished and fast_tap.usage.output_tokens == 12
+    # Raw chunks are counted in bytes: escapes, UTF-8 and the role chunk make that a little more.
+    assert slow_tap.out_chars <= fast_tap.out_chars <= slow_tap.out_chars * 1.4
+
+
+@pytest.mark.parametrize(
+    "chunk",
+    [
+        openai_chunk("x", usage={"prompt_tokens": 1}),  # usage decides billing
+        b'data: {"error":{"message":"boom"}}\n\n',
+        b"data: [DONE]\n\n",
+        openai_chunk("x").replace(b"\n\n", b"\r\n\r\n"),  # CR line ends
+        b": keep-alive\n\n" + openai_chunk("x"),  # a comment line
+        openai_chunk("x").replace(b'"model":"up-model"', b'"model": "up-model"'),  # spelt differently
+        openai_chunk("x", model="other-model"),
+        openai_chunk("x")[:-1],  # not a whole event
+        b"event: delta\n" + openai_chunk("x"),  # an event name: not plain data
+    ],
+)
+def test_openai_raw_path_leaves_what_needs_a_decision_to_the_event_path(chunk):
+    tap = openai_tap()
+    relay(tap, [openai_chunk("learn the envelope")], raw=False)
+    assert tap.pass_raw(chunk) == (b"", chunk)
+    plain = openai_chunk("plain")  # after a plain chunk, the split happens at the event boundary
+    head, rest = tap.pass_raw(plain + chunk)
+    if b"\r" in chunk:  # a chunk with CR line ends goes the event path whole
+        assert (head, rest) == (b"", plain + chunk)
+    else:
+        assert head == plain.replace(b"up-model", b"public-name") and rest == chunk
+
+
+def test_openai_raw_path_needs_the_upstream_model():
+    chunk = openai_chunk("x")
+    tap = OpenAIPassthrough(model="public-name", client_wants_usage=False)
+    assert tap.pass_raw(chunk) == (b"", chunk)
+
+
+def test_openai_whole_stream_in_one_read_goes_raw_up_to_the_usage_chunk():
+    """A fast upstream can deliver everything in one read: the run covers it, the tail decides."""
+    stream = b"".join(openai_stream())
+    slow_tap, fast_tap = openai_tap(), openai_tap()
+    slow, _ = relay(slow_tap, [stream], raw=False)
+    fast, hits = relay(fast_tap, [stream], raw=True)
+    assert hits == 14 and fast == slow and fast_tap.usage == slow_tap.usage
+
+
+def test_openai_cut_stream_estimate_from_raw_chunks_is_close_to_the_decoded_count():
+    words = [openai_chunk("abcde" * 4) for _ in range(30)]  # 20 characters each
+    tap = openai_tap()
+    relay(tap, [b"".join(words[:10]), *words[10:]], raw=True)  # cut: no usage, no [DONE]
+    assert not tap.usage_final and tap.out_chars == 30 * 20
+
+
+def test_openai_raw_path_is_a_noop_rename_when_names_match():
+    tap = OpenAIPassthrough(model="same", client_wants_usage=False, upstream_model="same")
+    relay(tap, [openai_chunk("learn", model="same")], raw=False)
+    chunk = openai_chunk("x", model="same") + openai_chunk("y", model="same")
+    assert tap.pass_raw(chunk) == (chunk, b"")
+
+
+def test_openai_usage_null_on_every_chunk_is_plain():
+    """With stream_options.include_usage, OpenAI puts "usage": null on every chunk until the last."""
+    tap = openai_tap()
+    relay(tap, [openai_chunk("learn", usage=None)], raw=False)
+    chunk = openai_chunk("x", usage=None)
+    final = openai_chunk("", usage={"prompt_tokens": 3, "completion_tokens": 1})
+    head, rest = tap.pass_raw(chunk + final)
+    assert head == chunk.replace(b"up-model", b"public-name") and rest == final
+
+
+def anthropic_delta(text: str) -> bytes:
+    data = enc({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}})
+    return b"event: content_block_delta\ndata: " + data + b"\n\n"
+
+
+def anthropic_stream() -> list[bytes]:
+    def ev(name: str, doc: dict) -> bytes:
+        return b"event: " + name.encode() + b"\ndata: " + enc(doc) + b"\n\n"
+
+    start = ev("message_start", {"type": "message_start", "message": {"model": "up", "usage": {"input_tokens": 9}}})
+    block = ev("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "text"}})
+    deltas = [anthropic_delta(f"piece {i} error message_start") for i in range(6)]
+    end = (
+        ev("content_block_stop", {"type": "content_block_stop", "index": 0})
+        + ev("message_delta", {"type": "message_delta", "usage": {"output_tokens": 6}})
+        + ev("message_stop", {"type": "message_stop"})
+    )
+    return [start + block, deltas[0] + deltas[1], *deltas[2:], ev("ping", {"type": "ping"}), end]
+
+
+def test_anthropic_raw_path_relays_content_deltas_untouched():
+    slow_tap, fast_tap = AnthropicPassthrough(model="pub"), AnthropicPassthrough(model="pub")
+    slow, _ = relay(slow_tap, anthropic_stream(), raw=False)
+    fast, hits = relay(fast_tap, anthropic_stream(), raw=True)
+    assert hits == 6 and fast == slow
+    assert fast_tap.usage == slow_tap.usage and fast_tap.finished
+    assert fast_tap.out_chars == slow_tap.out_chars
+
+
+def test_anthropic_raw_path_refuses_other_events_and_a_stream_not_started():
+    delta = anthropic_delta("x")
+    assert AnthropicPassthrough(model="pub").pass_raw(delta) == (b"", delta)  # before message_start
+    tap = AnthropicPassthrough(model="pub")
+    relay(tap, anthropic_stream()[:1], raw=False)
+    assert tap.pass_raw(delta) == (delta, b"")
+    error = b'event: error\ndata: {"type":"error"}\n\n'
+    stop = b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
+    assert tap.pass_raw(error) == (b"", error)
+    assert tap.pass_raw(delta + stop + delta) == (delta, stop + delta)  # the run ends at the first other event
+    bare = b"data: " + delta.split(b"data: ", 1)[1]  # no event line
+    assert tap.pass_raw(bare) == (b"", bare)
+    assert tap.pass_raw(delta.replace(b"\n", b"\r\n"))[0] == b""
+    assert tap.pass_raw(delta[:-1]) == (b"", delta[:-1])  # half an event waits for the decoder
