@@ -1,12 +1,16 @@
 """The baseline: a bare Litestar + aiohttp relay with no auth, routing or metering.
 
-``python bench/bare_relay.py --port P --upstream URL`` forwards both doors to the fake upstream.
-The benchmark measures it in the same run as Relay, so the ratio is honest on a noisy machine.
+``python bench/bare_relay.py --port P --upstream URL [--server uvicorn|granian]`` forwards both
+doors to the fake upstream. The benchmark measures it in the same run as Relay, so the ratio is
+honest on a noisy machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,7 +19,7 @@ import uvicorn
 from litestar import Litestar, Request, Response, post
 from litestar.response import Stream
 
-UPSTREAM = ""
+UPSTREAM = os.environ.get("BARE_RELAY_UPSTREAM", "").rstrip("/")
 _session: aiohttp.ClientSession | None = None
 
 
@@ -58,17 +62,38 @@ async def _stop() -> None:
         await _session.close()
 
 
+def create_app() -> Litestar:
+    return Litestar([messages, chat], on_startup=[_start], on_shutdown=[_stop], openapi_config=None)
+
+
 def main() -> None:
     global UPSTREAM
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--upstream", required=True)
+    parser.add_argument("--server", choices=("uvicorn", "granian"), default="uvicorn")
     args = parser.parse_args()
     UPSTREAM = args.upstream.rstrip("/")
-    app = Litestar([messages, chat], on_startup=[_start], on_shutdown=[_stop], openapi_config=None)
+    if args.server == "granian":
+        env = {**os.environ, "BARE_RELAY_UPSTREAM": UPSTREAM, "PYTHONPATH": os.path.dirname(__file__)}
+        cmd = [sys.executable, "-m", "granian", *GRANIAN_ARGS, "--port", str(args.port), "bare_relay:create_app"]
+        raise SystemExit(subprocess.call(cmd, env=env))
     uvicorn.run(
-        app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False, loop="uvloop", http="httptools"
+        create_app(),
+        host="127.0.0.1",
+        port=args.port,
+        log_level="warning",
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
     )
+
+
+GRANIAN_ARGS = [
+    "--interface", "asgi", "--loop", "uvloop", "--workers", "1", "--runtime-mode", "st",
+    "--host", "127.0.0.1", "--log-level", "warning", "--no-access-log", "--factory",
+]  # fmt: skip
+"""Granian as uvicorn is run: one worker, uvloop, no access log (its st and mt runtimes measured alike here)."""
 
 
 if __name__ == "__main__":

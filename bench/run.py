@@ -63,10 +63,10 @@ class Proc:
         except subprocess.TimeoutExpired:
             self.popen.kill()
 
-    def cpu_seconds(self) -> float:
-        with open(f"/proc/{self.popen.pid}/stat") as fh:
-            fields = fh.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    def cpu_seconds(self, *, children: bool = False) -> float:
+        """User + system CPU of the process, and with ``children`` of every live descendant (granian's workers)."""
+        pids = [self.popen.pid, *(_descendants(self.popen.pid) if children else ())]
+        return sum(_cpu_ticks(pid) for pid in pids) / os.sysconf("SC_CLK_TCK")
 
     def rss_mb(self) -> float:
         with open(f"/proc/{self.popen.pid}/status") as fh:
@@ -74,6 +74,35 @@ class Proc:
                 if line.startswith("VmHWM:"):
                     return int(line.split()[1]) / 1024
         return float("nan")
+
+
+def _stat(pid: int) -> list[str]:
+    with open(f"/proc/{pid}/stat") as fh:
+        return fh.read().rsplit(")", 1)[1].split()
+
+
+def _cpu_ticks(pid: int) -> int:
+    try:
+        fields = _stat(pid)
+    except FileNotFoundError:
+        return 0
+    return int(fields[11]) + int(fields[12])
+
+
+def _descendants(pid: int) -> list[int]:
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                parents[int(entry)] = int(_stat(int(entry))[1])
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+    found, frontier = [], [pid]
+    while frontier:
+        kids = [child for child, parent in parents.items() if parent in frontier]
+        found += kids
+        frontier = kids
+    return found
 
 
 def start(args: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> Proc:
@@ -91,7 +120,7 @@ def relay_cli(env: dict[str, str], cwd: Path, *args: str) -> str:
     return out.stdout
 
 
-def setup_relay(backend: str, fake_url: str, work: Path) -> tuple[Proc, str, str, callable]:
+def setup_relay(backend: str, fake_url: str, work: Path, server: str = "uvicorn") -> tuple[Proc, str, str, callable]:
     env = {"RELAY_SECRET_KEY": SECRET, "RELAY_LOG_LEVEL": "warning", "RELAY_UPSTREAM_ALLOWLIST": "127.0.0.1"}
     work.mkdir(parents=True, exist_ok=True)
     cleanup = lambda: None  # noqa: E731
@@ -102,7 +131,7 @@ def setup_relay(backend: str, fake_url: str, work: Path) -> tuple[Proc, str, str
 
         import asyncpg
 
-        name = f"relay_bench_{os.getpid()}"
+        name = f"relay_bench_{os.getpid()}_{server}"
 
         async def db(sql: str) -> None:
             conn = await asyncpg.connect(PG_ADMIN_URL)
@@ -160,7 +189,13 @@ def setup_relay(backend: str, fake_url: str, work: Path) -> tuple[Proc, str, str
     )
     key = relay_cli(env, work, "keys", "create", "--tenant", "bench", "--allow-custom-models").strip().splitlines()[-1]
     port = free_port()
-    proc = start([PY, "-m", "gateway", "serve", "--port", str(port)], env=env, cwd=work)
+    if server == "granian":
+        from bare_relay import GRANIAN_ARGS
+
+        args = [PY, "-m", "granian", *GRANIAN_ARGS, "--port", str(port), "gateway.app:create_app"]
+    else:
+        args = [PY, "-m", "gateway", "serve", "--port", str(port)]
+    proc = start(args, env=env, cwd=work)
     wait_http(f"http://127.0.0.1:{port}/healthz")
     return proc, f"http://127.0.0.1:{port}", key, cleanup
 
