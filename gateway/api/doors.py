@@ -66,7 +66,7 @@ class DoorsApp:
         client_id = client_request_id(headers)
         try:
             raw = await read_body(receive, headers, self._max_body)
-            call = await _call(services, door, request_id, headers, raw, count_tokens=count_tokens)
+            call = await _call(services, door, request_id, headers, raw, client_id, count_tokens=count_tokens)
             reply = await (services.relay.count_tokens(call) if count_tokens else _relay(services, call))
         except ClientGone:
             return
@@ -83,7 +83,14 @@ class DoorsApp:
 
 
 async def _call(
-    services: Services, door: Dialect, request_id: str, headers: dict[str, str], raw: bytes, *, count_tokens: bool
+    services: Services,
+    door: Dialect,
+    request_id: str,
+    headers: dict[str, str],
+    raw: bytes,
+    client_id: str | None,
+    *,
+    count_tokens: bool,
 ) -> Call:
     principal = await services.auth.authenticate(extract_key(headers))
     body = parse_body(raw, door, count_tokens=count_tokens)
@@ -95,7 +102,7 @@ async def _call(
         door=door,
         body=body,
         headers=headers,
-        client_request_id=client_request_id(headers),
+        client_request_id=client_id,
     )
 
 
