@@ -1,6 +1,9 @@
 """Memory with many streams open at once: N concurrent slow streams through Relay, peak RSS of the gateway.
 
-    .venv/bin/python bench/open_streams.py [--streams 1000] [--door openai|anthropic]
+    .venv/bin/python bench/open_streams.py [--streams 1000] [--door openai|anthropic] [--upstream openai|anthropic]
+
+``--upstream`` other than ``--door`` measures translated streams (Claude Code on an OpenAI-dialect
+model is ``--door anthropic --upstream openai``); by default the upstream speaks the door's dialect.
 
 The fake upstream sends 16 chunks 0.5 s apart, so every stream stays open for about 8 s; the script
 opens all of them, waits until each has received its first chunk, samples the gateway's RSS while
@@ -32,8 +35,8 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-async def drive(url: str, key: str, n: int, door: str, pid: int) -> dict[str, float]:
-    body = {"model": f"bench-{door}", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+async def drive(url: str, key: str, n: int, door: str, upstream: str, pid: int) -> dict[str, float]:
+    body = {"model": f"bench-{upstream}", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
     path = "/v1/chat/completions" if door == "openai" else "/v1/messages"
     if door == "anthropic":
         body["max_tokens"] = 64
@@ -90,6 +93,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--streams", type=int, default=1000)
     parser.add_argument("--door", choices=["openai", "anthropic"], default="openai")
+    parser.add_argument("--upstream", choices=["openai", "anthropic"], default=None)
     parser.add_argument("--backend", choices=["embedded", "postgres"], default="embedded")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="relay-streams-"))
@@ -101,7 +105,8 @@ def main() -> None:
     relay, relay_url, key, cleanup = setup_relay(args.backend, fake_url, work / args.backend)
     try:
         started = time.monotonic()
-        result = asyncio.run(drive(relay_url, key, args.streams, args.door, relay.popen.pid))
+        upstream = args.upstream or args.door
+        result = asyncio.run(drive(relay_url, key, args.streams, args.door, upstream, relay.popen.pid))
         result["seconds"] = round(time.monotonic() - started, 1)
         print(json.dumps(result))
     finally:

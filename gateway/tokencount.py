@@ -1,9 +1,13 @@
 """A local ``count_tokens`` for upstreams that have none (every OpenAI-dialect one).
 
-Counts an Anthropic Messages request with the o200k_base tokenizer over a canonical
+Counts an Anthropic Messages request with the cl100k_base tokenizer over a canonical
 serialisation of system, messages (every block) and tools, plus per-message overhead, and adds a
 10 % margin: undercounting makes Claude Code believe it has room and then fail hard with
 "prompt is too long", overcounting only compacts a little early (conversion.md §10.1).
+
+Why cl100k_base rather than o200k_base: it loads in 32 MB instead of 64 MB per worker (measured:
+1,000 open translated streams peaked at 205 MB with o200k, over the 200 MB target), counts code and
+English within 0.5 % of o200k, and counts more for CJK and Cyrillic (+44 %), the safe direction.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ _encode = msgspec.json.Encoder(order="sorted").encode
 
 @lru_cache(maxsize=1)
 def _encoding() -> Any:
-    return quicktok.get_encoding("o200k_base")
+    return quicktok.get_encoding("cl100k_base")
 
 
 def count_text(text: str) -> int:
