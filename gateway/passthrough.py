@@ -126,11 +126,11 @@ class OpenAIPassthrough:
         if self._needle is None or not _is_plain_chunk(event, self._needle):
             return False
         if self._envelope is None:  # decode until one chunk with text shows the envelope's size
-            doc = _loads(event[6:].decode("utf-8", errors="replace"))
+            doc = _loads(event[_DATA_PREFIX:].decode("utf-8", errors="replace"))
             chars = _delta_chars(doc) if doc is not None else 0
             self._decoded_chars += chars
             if chars:
-                self._envelope = len(event) - 6 - chars
+                self._envelope = len(event) - _DATA_PREFIX - chars
             return True
         self._raw_bytes += len(event) + 2
         self._raw_events += 1
@@ -188,6 +188,7 @@ class OpenAIPassthrough:
 
 _DELTA_ENVELOPE = len('{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":""}}')
 _EVENT_FRAME = len("event: \ndata: \n\n") + len("content_block_delta")
+_DATA_PREFIX = len("data: ")
 _DATA_FRAME = len("data: \n\n")
 
 

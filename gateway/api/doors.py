@@ -1,8 +1,9 @@
 """The two doors: ``POST /v1/messages`` (Anthropic) and ``POST /v1/chat/completions`` (OpenAI).
 
 ``DoorsApp`` sits in front of the Litestar application and serves the door paths itself as plain
-ASGI (``gateway.api.asgi`` says why); every other request, and any other method on these paths,
-goes to Litestar. The query string never changes routing (Claude Code always sends ``?beta=true``).
+ASGI (``gateway.api.asgi`` says why); another method on a door path is a 405 in the door's
+dialect, and every other request goes to Litestar. The query string never changes routing (Claude
+Code always sends ``?beta=true``).
 
 Request ids: every call gets its own ``req_…`` id, returned as ``request-id`` and ``x-request-id``
 (each SDK reads one) and used as the ledger's idempotency key, so a client cannot choose it. A
@@ -23,7 +24,7 @@ from gateway.api.errors import render_error
 from gateway.api.validate import parse_body
 from gateway.auth import extract_key
 from gateway.domain import Dialect
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, InvalidRequest
 from gateway.metering.limits import Estimate, estimate_request
 from gateway.relay import Call, JSONReply, StreamReply
 from gateway.services import Services
@@ -51,11 +52,14 @@ class DoorsApp:
         return self.app.state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
+        if scope["type"] == "http":
             path = scope["path"]
             door = self._doors.get(path) or self._doors.get(path.rstrip("/"))
             if door is not None:
-                await self._serve(door[0], door[1], scope, receive, send)
+                if scope["method"] == "POST":
+                    await self._serve(door[0], door[1], scope, receive, send)
+                else:
+                    await _method_not_allowed(send, door[0], scope["method"])
                 return
         await self.app(scope, receive, send)  # type: ignore[arg-type]
 
@@ -117,6 +121,13 @@ async def _relay(services: Services, call: Call) -> JSONReply | StreamReply:
         )
         call.ticket = await services.limiter.admit(call.principal.key_id, call.principal.tenant_id, limits, estimate)
     return await services.relay.call(call, fallbacks)
+
+
+async def _method_not_allowed(send: Send, door: Dialect, method: str) -> None:
+    err = InvalidRequest(f"{method} is not allowed here; send a POST", headers={"allow": "POST"})
+    err.status_code = 405
+    status, headers, body = render_error(err, door, None)
+    await send_json(send, status, headers, body)
 
 
 def _with_client_id(reply_headers: dict[str, str], client_id: str | None) -> dict[str, str]:

@@ -21,7 +21,7 @@ MIB = 1024 * 1024
 PATHS = {"anthropic": "/v1/messages", "openai": "/v1/chat/completions"}
 MODELS = {"anthropic": "my-claude", "openai": "my-gpt"}
 ANTHROPIC_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error"}
-ANTHROPIC_TYPES |= {413: "request_too_large"}
+ANTHROPIC_TYPES |= {405: "invalid_request_error", 413: "request_too_large"}
 OPENAI_CODES = {401: "invalid_api_key", 404: "model_not_found", 413: "request_too_large"}
 
 
@@ -350,3 +350,13 @@ def test_key_expiring_soon_stops_working(world, stack, door):
     assert datetime.now(UTC) >= expires  # not refused early
     # Expiry is checked on every request, not only when the cache refreshes: well under the key cache TTL.
     assert datetime.now(UTC) - expires < timedelta(seconds=1)
+
+
+def test_other_methods_on_a_door_are_405_in_its_dialect_and_a_trailing_slash_still_serves(world, door):
+    r = httpx.get(world.url + PATHS[door], headers={"authorization": f"Bearer {world.key}"})
+    assert_error(r, door, 405, "POST")
+    assert r.headers["allow"] == "POST"
+    assert world.fake.requests == []
+    world.fake.enqueue(Reply(text="ok", usage=(3, 1)))
+    r = httpx.post(world.url + PATHS[door] + "/", json=valid_body(door), headers={"x-api-key": world.key})
+    assert r.status_code == 200, r.text
