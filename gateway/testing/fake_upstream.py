@@ -1,8 +1,9 @@
 """A scriptable fake LLM upstream: a real aiohttp server on loopback speaking both dialects.
 
-Routes on the path suffix, so any base URL prefix works: ``…/chat/completions`` (OpenAI),
-``…/messages`` and ``…/messages/count_tokens`` (Anthropic), ``…/models`` (either; Anthropic shape
-when the request carries ``anthropic-version``). Completion requests consume one queued
+Routes on the path suffix, so any base URL prefix works: ``…/chat/completions`` and ``…/responses``
+(OpenAI; the latter built by :mod:`gateway.testing.fake_responses`), ``…/messages`` and
+``…/messages/count_tokens`` (Anthropic), ``…/models`` (either; Anthropic shape when the request
+carries ``anthropic-version``). Completion requests consume one queued
 :class:`Reply` each (FIFO), else the default reply (echo). A request header
 ``x-fake-reply: <Reply.header_value()>`` scripts that one request without touching the queue.
 
@@ -20,6 +21,7 @@ import contextlib
 import secrets
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -38,12 +40,19 @@ from gateway.testing.fake_replies import (
     openai_stream,
     reply_from_json,
 )
+from gateway.testing.fake_responses import responses_object, responses_stream
 
 __all__ = ["FakeUpstream", "RecordedRequest", "Reply", "ToolCall"]
 
 Dialect = Literal["openai", "anthropic"]
 JSON = dict[str, Any]
 _CREATED = 1_700_000_000
+# Completion route kind -> (JSON body builder, SSE frames builder); each consumes one queued Reply.
+_BUILDERS: dict[str, tuple[Callable[[Reply, JSON], JSON], Callable[[Reply, JSON], list[bytes]]]] = {
+    "openai": (openai_completion, openai_stream),
+    "anthropic": (anthropic_message, anthropic_stream),
+    "responses": (responses_object, responses_stream),
+}
 
 
 @dataclass(frozen=True)
@@ -212,7 +221,7 @@ class FakeUpstream:
         except (ValueError, TypeError, KeyError, IndexError, msgspec.DecodeError) as exc:
             return self._error(dialect, 400, f"bad x-fake-reply header: {exc}", None, {})
         # Only completions consume the queue; other paths honour the header (status, delay, …).
-        reply = scripted or (self._next_reply() if kind in ("openai", "anthropic") else Reply())
+        reply = scripted or (self._next_reply() if kind in _BUILDERS else Reply())
         if reply.delay_s > 0:
             await asyncio.sleep(reply.delay_s)
         rid = "request-id" if dialect == "anthropic" else "x-request-id"
@@ -231,11 +240,10 @@ class FakeUpstream:
             return self._error(dialect, 400, "expected a POST with a JSON object body", None, headers)
         if kind == "count":
             return _json_response({"input_tokens": estimate_input_tokens(parsed)}, headers=headers)
+        build_json, build_stream = _BUILDERS[kind]
         if parsed.get("stream"):
-            build = anthropic_stream if dialect == "anthropic" else openai_stream
-            return await self._stream(request, reply, build(reply, parsed), headers)
-        body = anthropic_message(reply, parsed) if dialect == "anthropic" else openai_completion(reply, parsed)
-        return _json_response(body, headers=headers)
+            return await self._stream(request, reply, build_stream(reply, parsed), headers)
+        return _json_response(build_json(reply, parsed), headers=headers)
 
     @staticmethod
     def _classify(path: str, request: web.Request) -> tuple[str, Dialect]:
@@ -246,6 +254,8 @@ class FakeUpstream:
             return "anthropic", "anthropic"
         if path.endswith("/chat/completions"):
             return "openai", "openai"
+        if path.endswith("/responses"):
+            return "responses", "openai"
         if request.method == "GET" and (path.endswith("/models") or "/models/" in path):
             return "models", header_dialect
         return "unknown", header_dialect
