@@ -51,6 +51,10 @@ class Settings:
     """Hosts, IPs and ranges tenant upstreams may reach despite the SSRF guard (e.g. a local Ollama)."""
     usage_retention_days: int = 0
     """Delete ``usage_events`` older than this many days (the daily rollups are kept); 0 keeps them forever."""
+    conversation_ttl_s: float = 30 * 86400.0
+    """How long a stored conversation turn (Responses ``previous_response_id``, Anthropic ``thread``) stays usable."""
+    conversation_max_bytes: int = 8 * MIB
+    """Largest stored transcript (plaintext JSON bytes); a longer conversation is not stored (clients replay it)."""
     gc_tuning: bool = True
     """Freeze start-up objects out of the garbage collector and collect less often (``app.tune_gc``)."""
     provider_env: dict[str, str] = field(default_factory=dict, repr=False)
@@ -99,6 +103,8 @@ class Settings:
             upstream_allowlist=get("RELAY_UPSTREAM_ALLOWLIST", ""),
             metering_fail_closed=get("RELAY_METERING_FAIL_CLOSED", "").lower() in ("1", "true", "yes", "on"),
             usage_retention_days=_int(env, "RELAY_USAGE_RETENTION_DAYS", d.usage_retention_days),
+            conversation_ttl_s=_float(env, "RELAY_CONVERSATION_TTL", d.conversation_ttl_s),
+            conversation_max_bytes=_int(env, "RELAY_CONVERSATION_MAX_BYTES", d.conversation_max_bytes),
             gc_tuning=get("RELAY_GC_TUNING", "on").lower() not in ("0", "false", "no", "off"),
             provider_env={k: v for k, v in env.items() if k.startswith("RELAY_PROVIDER_")},
             anthropic_beta_defaults=tuple(

@@ -264,3 +264,29 @@ class LoginAttempt(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     email: Mapped[str] = mapped_column(sa.String(320))
     ip: Mapped[str] = mapped_column(sa.String(64))
+
+
+class ConversationTurn(Base):
+    """One stored turn of a server-held conversation (``gateway.conversations``): the whole transcript up to it.
+
+    ``id`` is the id Relay returned (``resp_…`` for a Responses ``previous_response_id`` chain, ``msg_…`` for an
+    Anthropic ``thread``); ``payload`` is the zlib-compressed JSON sealed with AES-256-GCM and bound to
+    ``kind:id:tenant_id:key_id``. ``successor`` is a thread's single-successor state: NULL (open),
+    ``in_flight`` or ``done``.
+    """
+
+    __tablename__ = "conversation_turns"
+    __table_args__ = (
+        sa.Index("ix_conversation_turns_tenant_expires", "tenant_id", "expires_at"),
+        sa.Index("ix_conversation_turns_expires", "expires_at"),
+    )
+    id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(sa.String(32))
+    key_id: Mapped[str] = mapped_column(sa.String(32))
+    kind: Mapped[str] = mapped_column(sa.String(16))
+    parent_id: Mapped[str | None] = mapped_column(sa.String(64))
+    payload: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    size_bytes: Mapped[int] = mapped_column(sa.Integer)
+    successor: Mapped[str | None] = mapped_column(sa.String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
