@@ -9,10 +9,18 @@ from typing import Any
 
 
 class Dialect(enum.StrEnum):
-    """The wire format of a door or an upstream."""
+    """The wire format of a door or an upstream.
+
+    ``responses`` (OpenAI's Responses API) is a door dialect only: an upstream that speaks it is
+    an ``openai`` upstream whose capability profile says ``supports_responses``.
+    """
 
     ANTHROPIC = "anthropic"
     OPENAI = "openai"
+    RESPONSES = "responses"
+
+
+UPSTREAM_DIALECTS = (Dialect.ANTHROPIC, Dialect.OPENAI)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,16 +17,24 @@ import msgspec
 
 from gateway.convert import (
     AnthropicStreamToOpenAI,
+    AnthropicStreamToResponses,
     CapabilityProfile,
+    Chained,
     OpenAIStreamToAnthropic,
     anthropic_error_to_openai,
+    anthropic_reply_to_openai,
+    anthropic_reply_to_responses,
     anthropic_request_to_openai,
-    anthropic_response_to_openai,
     enable_thinking,
+    envelope,
     error_should_retry,
     openai_error_to_anthropic,
+    openai_reply_to_anthropic,
+    openai_reply_to_responses,
     openai_request_to_anthropic,
-    openai_response_to_anthropic,
+    responses_for_anthropic,
+    responses_for_openai,
+    responses_request_to_anthropic,
     sanitize_anthropic_body,
     usage_from_anthropic,
     usage_from_openai,
@@ -66,6 +74,8 @@ class Plan:
     answer_json: Callable[[bytes], tuple[bytes, Usage]]
     error: ErrorMaker
     notes: tuple[str, ...] = ()
+    response_id: str | None = None
+    """The id of the Response a Responses-door call answers with (the conversation store's key)."""
 
 
 def new_id(prefix: str) -> str:
@@ -73,14 +83,22 @@ def new_id(prefix: str) -> str:
 
 
 def make_plan(
-    door: Dialect, route: Route, body: dict[str, Any], client_headers: Mapping[str, str], beta_defaults: tuple[str, ...]
+    door: Dialect,
+    route: Route,
+    body: dict[str, Any],
+    client_headers: Mapping[str, str],
+    beta_defaults: tuple[str, ...],
+    envelope_key: bytes = b"",
 ) -> Plan:
+    """``envelope_key`` authenticates the reasoning a Responses client carries between turns."""
     if route.thinking:
         body = enable_thinking(body, dialect=door, budget=THINKING_BUDGET)
     endpoint = "messages" if route.dialect is Dialect.ANTHROPIC else "chat"
     url = endpoint_url(route.upstream, endpoint)
     headers = upstream_headers(route.upstream, client_headers, beta_defaults)
     secret = route.upstream.api_key
+    if door is Dialect.RESPONSES:
+        return _responses(route, body, url, headers, secret, envelope_key)
     if door is route.dialect:
         return _passthrough(door, route, body, url, headers, secret)
     profile = CapabilityProfile.for_dialect(route.dialect, route.profile)
@@ -101,7 +119,7 @@ def _passthrough(
             request=UpstreamRequest(url, headers, _encode(body)),
             make_tap=lambda: AnthropicPassthrough(model=public),
             answer_json=lambda raw: _renamed(raw, public, usage_from_anthropic),
-            error=lambda status, raw, h: upstream_error(status, raw, h, secret=secret),
+            error=_plain_error(secret),
             notes=tuple(notes),
         )
     body = {**body, "model": route.upstream_model}
@@ -114,7 +132,7 @@ def _passthrough(
             model=public, client_wants_usage=wants_usage, upstream_model=route.upstream_model
         ),
         answer_json=lambda raw: _renamed(raw, public, usage_from_openai),
-        error=lambda status, raw, h: upstream_error(status, raw, h, secret=secret),
+        error=_plain_error(secret),
     )
 
 
@@ -128,7 +146,7 @@ def _anthropic_to_openai(
 
     def answer(raw: bytes) -> tuple[bytes, Usage]:
         doc = _object(raw)
-        out = openai_response_to_anthropic(doc, model=public, new_id=new_id, hints=hints)
+        out = openai_reply_to_anthropic(doc, model=public, new_id=new_id, hints=hints)
         return _encode(out), usage_from_openai(doc.get("usage"))
 
     return Plan(
@@ -151,7 +169,7 @@ def _openai_to_anthropic(
 
     def answer(raw: bytes) -> tuple[bytes, Usage]:
         doc = _object(raw)
-        out = anthropic_response_to_openai(doc, model=public, new_id=new_id, created=created, hints=hints)
+        out = anthropic_reply_to_openai(doc, model=public, new_id=new_id, created=created, hints=hints)
         return _encode(out), usage_from_anthropic(doc.get("usage"))
 
     return Plan(
@@ -163,6 +181,56 @@ def _openai_to_anthropic(
         error=_converted_error(anthropic_error_to_openai, secret),
         notes=converted.notes,
     )
+
+
+def _responses(route: Route, body: dict[str, Any], url: str, headers: dict[str, str], secret: str, key: bytes) -> Plan:
+    """The Responses door, converted through the Anthropic form (``gateway.convert.requests_r2a``)."""
+    neutral = responses_request_to_anthropic(body, carry=lambda token: envelope.unseal(key, token))
+    profile = CapabilityProfile.for_dialect(route.dialect, route.profile)
+    anthropic = route.dialect is Dialect.ANTHROPIC
+    finish = responses_for_anthropic if anthropic else responses_for_openai
+    converted = finish(neutral, upstream_model=route.upstream_model, profile=profile)
+    hints = converted.hints
+    response_id = new_id("resp_")
+    created = int(time.time())
+
+    def writer() -> AnthropicStreamToResponses:
+        return AnthropicStreamToResponses(
+            model=route.public_name,
+            response_id=response_id,
+            new_id=new_id,
+            created=created,
+            shape=neutral,
+            seal=lambda carry: envelope.seal(key, carry),
+            json_tool=hints.json_tool,
+        )
+
+    def answer(raw: bytes) -> tuple[bytes, Usage]:
+        doc = _object(raw)
+        if anthropic:
+            return _encode(anthropic_reply_to_responses(doc, writer())), usage_from_anthropic(doc.get("usage"))
+        out = openai_reply_to_responses(doc, writer(), new_id=new_id, hints=hints)
+        return _encode(out), usage_from_openai(doc.get("usage"))
+
+    def tap() -> StreamTap:
+        if anthropic:
+            return writer()
+        hint = count_anthropic_request(neutral.body)
+        return Chained(OpenAIStreamToAnthropic(model=route.public_name, new_id=new_id, input_tokens_hint=hint,
+                                               hints=hints), writer())  # fmt: skip
+
+    return Plan(
+        request=UpstreamRequest(url, headers, _encode(converted.body)),
+        make_tap=tap,
+        answer_json=answer,
+        error=_converted_error(anthropic_error_to_openai, secret) if anthropic else _plain_error(secret),
+        notes=converted.notes,
+        response_id=response_id,
+    )
+
+
+def _plain_error(secret: str) -> ErrorMaker:
+    return lambda status, raw, h: upstream_error(status, raw, h, secret=secret)
 
 
 def _converted_error(convert: Callable[[int, bytes], tuple[int, dict[str, Any]]], secret: str) -> ErrorMaker:

@@ -26,7 +26,7 @@ from gateway.metering import Meter, UsageRecord, request_log_line
 from gateway.metering.limits import Limiter, Ticket
 from gateway.plans import Plan, StreamTap, make_plan
 from gateway.protocols.sse import SSEDecoder, SSEError, SSEEvent, encode_event
-from gateway.tokencount import count_anthropic_request, count_openai_request
+from gateway.tokencount import count_anthropic_request, count_request
 from gateway.upstreams.breaker import Breakers
 from gateway.upstreams.client import Timeouts, UpstreamRequest, read_body, send
 from gateway.upstreams.errors import upstream_error
@@ -87,7 +87,9 @@ class Relay:
         beta_defaults: tuple[str, ...] = (),
         retry: RetryPolicy | None = None,
         breakers: Breakers | None = None,
+        envelope_key: bytes = b"",
     ) -> None:
+        self._envelope_key = envelope_key
         self._retry = retry or RetryPolicy()
         self.breakers = self._breakers = breakers or Breakers()
         self._http = http
@@ -163,7 +165,7 @@ class Relay:
         raise AssertionError("unreachable: the loop returns or raises")
 
     async def _attempt(self, call: Call) -> JSONReply | StreamReply:
-        plan = make_plan(call.door, call.route, call.body, call.headers, self._beta_defaults)
+        plan = make_plan(call.door, call.route, call.body, call.headers, self._beta_defaults, self._envelope_key)
         call.notes = plan.notes
         upstream_id = call.route.upstream.id
         if not self._breakers.allow(upstream_id):
@@ -353,6 +355,7 @@ class Relay:
 _PING = {
     Dialect.ANTHROPIC: encode_event(b'{"type":"ping"}', "ping"),
     Dialect.OPENAI: b": keep-alive\n\n",  # an SSE comment: every OpenAI client skips it
+    Dialect.RESPONSES: b": keep-alive\n\n",
 }
 
 
@@ -382,14 +385,13 @@ def _usage_or_estimate(call: Call, tap: StreamTap, *, started: bool) -> Usage:
     if not getattr(tap, "usage_final", True) and chars:
         usage = replace(usage, output_tokens=max(usage.output_tokens, estimate_tokens(chars)), estimated=True)
     if usage.input_tokens == 0 and usage.cache_read_tokens == 0 and usage.cache_write_tokens == 0:
-        count = count_anthropic_request if call.door is Dialect.ANTHROPIC else count_openai_request
-        usage = replace(usage, input_tokens=count(call.body), estimated=True)
+        usage = replace(usage, input_tokens=count_request(call.door, call.body), estimated=True)
     return usage
 
 
 def _has_error_event(events: list[SSEEvent]) -> bool:
-    """A terminal error in either dialect: Anthropic's ``event: error``, OpenAI's ``data: {"error": …}``."""
-    return any(e.event == "error" or e.data.startswith('{"error"') for e in events)
+    """A terminal error: Anthropic's ``event: error``, OpenAI's ``data: {"error": …}``, ``response.failed``."""
+    return any(e.event in ("error", "response.failed") or e.data.startswith('{"error"') for e in events)
 
 
 def request_id_headers(request_id: str) -> dict[str, str]:

@@ -88,6 +88,7 @@ class Services:
                 settings.anthropic_beta_defaults,
                 retry=RetryPolicy(retries=settings.upstream_retries),
                 breakers=Breakers(settings.breaker_threshold, settings.breaker_cooldown_s),
+                envelope_key=derive_key(settings.secret_key, "reasoning-envelope"),
             ),
         )
 

@@ -22,6 +22,8 @@ from typing import Any
 import msgspec
 import quicktok
 
+from gateway.domain import Dialect
+
 MESSAGE_OVERHEAD = 4
 IMAGE_TOKENS_MAX = 1600
 PDF_TOKENS_PER_PAGE = 1500
@@ -134,3 +136,45 @@ def count_openai_request(body: dict[str, Any]) -> int:
         texts.append(_encode(tool).decode())
     total = fixed + count_text("\n".join(texts))
     return math.ceil(total * MARGIN) if total else 1
+
+
+def count_responses_request(body: dict[str, Any]) -> int:
+    """Estimated input tokens of a Responses request (instructions, input items, tools; images fixed)."""
+    texts: list[str] = []
+    fixed = 0
+    if isinstance(body.get("instructions"), str):
+        texts.append(body["instructions"])
+    items = body.get("input")
+    if isinstance(items, str):
+        texts.append(items)
+        items = []
+    for item in items if isinstance(items, list) else []:
+        if not isinstance(item, dict):
+            continue
+        fixed += MESSAGE_OVERHEAD
+        for key in ("arguments", "input", "name"):
+            if isinstance(item.get(key), str):
+                texts.append(item[key])
+        for key in ("content", "output", "summary"):
+            value = item.get(key)
+            if isinstance(value, str):
+                texts.append(value)
+            elif isinstance(value, list):
+                for part in value:
+                    if isinstance(part, dict) and isinstance(part.get("text"), str):
+                        texts.append(part["text"])
+                    elif isinstance(part, dict):
+                        fixed += IMAGE_TOKENS_MAX
+    for tool in body.get("tools") or []:
+        texts.append(_encode(tool).decode())
+    total = fixed + count_text("\n".join(texts))
+    return math.ceil(total * MARGIN) if total else 1
+
+
+def count_request(door: Dialect, body: dict[str, Any]) -> int:
+    """Estimated input tokens of a request as it came through ``door``."""
+    if door is Dialect.ANTHROPIC:
+        return count_anthropic_request(body)
+    if door is Dialect.RESPONSES:
+        return count_responses_request(body)
+    return count_openai_request(body)

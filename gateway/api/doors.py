@@ -1,4 +1,4 @@
-"""The two doors: ``POST /v1/messages`` (Anthropic) and ``POST /v1/chat/completions`` (OpenAI).
+"""The doors: ``POST /v1/messages`` (Anthropic), ``POST /v1/chat/completions`` and ``POST /v1/responses`` (OpenAI).
 
 ``DoorsApp`` sits in front of the Litestar application and serves the door paths itself as plain
 ASGI (``gateway.api.asgi`` says why); another method on a door path is a 405 in the door's
@@ -35,6 +35,7 @@ DOOR_PATHS = {
     "/v1/messages": (Dialect.ANTHROPIC, False),
     "/v1/chat/completions": (Dialect.OPENAI, False),
     "/v1/messages/count_tokens": (Dialect.ANTHROPIC, True),
+    "/v1/responses": (Dialect.RESPONSES, False),
 }
 
 
@@ -114,11 +115,7 @@ async def _relay(services: Services, call: Call) -> JSONReply | StreamReply:
     fallbacks = await services.router.fallbacks(call.principal, call.route) if call.route.fallbacks else ()
     limits = call.principal.limits
     if limits.any:
-        estimate = (
-            estimate_request(call.body, call.route, anthropic_body=call.door is Dialect.ANTHROPIC)
-            if limits.needs_estimate
-            else Estimate()
-        )
+        estimate = estimate_request(call.body, call.route, door=call.door) if limits.needs_estimate else Estimate()
         call.ticket = await services.limiter.admit(call.principal.key_id, call.principal.tenant_id, limits, estimate)
     return await services.relay.call(call, fallbacks)
 

@@ -78,7 +78,7 @@ def render_error(exc: Exception, door: Dialect, request_id: str | None) -> tuple
     status = err.status_code
     if door is Dialect.ANTHROPIC and status == 503:
         status = 529  # Anthropic's overloaded status, which Claude Code's --fallback-model reacts to
-    elif door is Dialect.OPENAI and status == 529:
+    elif door is not Dialect.ANTHROPIC and status == 529:
         status = 503
     headers = dict(err.headers)
     if err.should_retry is not None:

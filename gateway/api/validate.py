@@ -37,11 +37,14 @@ def parse_body(raw: bytes, door: Dialect, *, count_tokens: bool = False) -> dict
         raise InvalidRequest("model: field required")
     if not isinstance(model, str) or not model.strip():
         raise InvalidRequest("model: must be a non-empty string")
-    messages = body.get("messages")
-    if messages is None:
-        raise InvalidRequest("messages: field required")
-    if not isinstance(messages, list):
-        raise InvalidRequest("messages: must be an array")
+    if door is Dialect.RESPONSES:
+        _check_responses(body)
+    else:
+        messages = body.get("messages")
+        if messages is None:
+            raise InvalidRequest("messages: field required")
+        if not isinstance(messages, list):
+            raise InvalidRequest("messages: must be an array")
     if "stream" in body and not isinstance(body["stream"], bool) and body["stream"] is not None:
         raise InvalidRequest("stream: must be a boolean")
     if count_tokens:
@@ -49,10 +52,32 @@ def parse_body(raw: bytes, door: Dialect, *, count_tokens: bool = False) -> dict
         return body
     if door is Dialect.ANTHROPIC:
         _check_max_tokens(body, "max_tokens", required=True)
+    elif door is Dialect.RESPONSES:
+        _check_max_tokens(body, "max_output_tokens", required=False)
     else:
         _check_max_tokens(body, "max_tokens", required=False)
         _check_max_tokens(body, "max_completion_tokens", required=False)
     return body
+
+
+_UNSUPPORTED = {
+    "background": "background responses are not supported by this gateway; send background: false",
+    "conversation": "conversation objects are not supported by this gateway; use previous_response_id",
+    "prompt": "stored prompt templates are not supported by this gateway; send instructions and input",
+}
+
+
+def _check_responses(body: dict[str, Any]) -> None:
+    items = body.get("input")
+    if items is None and not body.get("previous_response_id"):
+        raise InvalidRequest("input: field required")
+    if items is not None and not isinstance(items, str | list):
+        raise InvalidRequest("input: must be a string or an array of items")
+    if isinstance(items, list) and not all(isinstance(i, dict) for i in items):
+        raise InvalidRequest("input: every item must be an object")
+    for name, message in _UNSUPPORTED.items():
+        if body.get(name):
+            raise InvalidRequest(f"{name}: {message}")
 
 
 def _check_max_tokens(body: dict[str, Any], name: str, *, required: bool) -> None:

@@ -20,7 +20,7 @@ from gateway.errors import UpstreamError, UpstreamUnavailable
 from gateway.protocols.anthropic import MessageResponse
 from gateway.protocols.sse import SSEEvent
 
-__all__ = ["anthropic_response_to_openai"]
+__all__ = ["anthropic_reply_to_openai", "message_events"]
 
 
 def _event(payload: dict[str, Any]) -> SSEEvent:
@@ -49,7 +49,7 @@ def _block_events(index: int, block: dict[str, Any]) -> Iterator[SSEEvent]:
     yield _event({"type": "content_block_stop", "index": index})
 
 
-def _message_events(msg: MessageResponse) -> Iterator[SSEEvent]:
+def message_events(msg: MessageResponse) -> Iterator[SSEEvent]:
     yield _event({"type": "message_start", "message": {"usage": msg.usage or {}}})
     for index, block in enumerate(msg.content):
         yield from _block_events(index, block)
@@ -58,7 +58,7 @@ def _message_events(msg: MessageResponse) -> Iterator[SSEEvent]:
     yield _event({"type": "message_stop"})
 
 
-def anthropic_response_to_openai(
+def anthropic_reply_to_openai(
     body: dict[str, Any],
     *,
     model: str,
@@ -75,7 +75,7 @@ def anthropic_response_to_openai(
     except msgspec.ValidationError as exc:
         raise UpstreamUnavailable(f"upstream returned an invalid response: {exc}") from None
     stream = AnthropicStreamToOpenAI(model=model, new_id=new_id, created=created, include_usage=True, hints=hints)
-    chunks = [out for event in _message_events(msg) for out in stream.feed(event)]
+    chunks = [out for event in message_events(msg) for out in stream.feed(event)]
     completion = accumulate_completion(chunks)
     choice = completion["choices"][0]
     if msg.stop_reason == "refusal":

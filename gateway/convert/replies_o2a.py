@@ -18,7 +18,7 @@ from gateway.errors import UpstreamUnavailable
 from gateway.protocols.openai import ChatChunk, ChatCompletion, ChunkChoice, Delta, FunctionDelta, ToolCallDelta
 from gateway.protocols.sse import SSEEvent
 
-__all__ = ["openai_response_to_anthropic"]
+__all__ = ["openai_reply_to_anthropic"]
 
 
 def _as_chunk(resp: ChatCompletion) -> ChatChunk:
@@ -50,7 +50,7 @@ def _as_chunk(resp: ChatCompletion) -> ChatChunk:
     return ChatChunk(choices=[chunk_choice], usage=resp.usage)
 
 
-def openai_response_to_anthropic(
+def openai_reply_to_anthropic(
     body: dict[str, Any],
     *,
     model: str,

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.convert import CapabilityProfile
 from gateway.db.tables import ModelRow, Tenant, UpstreamRow
-from gateway.domain import Dialect, merge_profile
+from gateway.domain import UPSTREAM_DIALECTS, merge_profile
 from gateway.errors import Conflict, InvalidRequest, NotFound
 from gateway.manage.tenants import audit
 from gateway.security import SecretBox, upstream_secret_context
@@ -62,7 +62,7 @@ async def add_upstream(
     actor: str = "cli",
 ) -> UpstreamRow:
     """Add an upstream. A tenant's base URL passes the SSRF guard (``allowlist`` given); the platform's is trusted."""
-    if dialect not in {d.value for d in Dialect}:
+    if dialect not in UPSTREAM_DIALECTS:
         raise InvalidRequest("dialect must be 'openai' or 'anthropic'")
     name = name.strip()
     if not name:
@@ -253,7 +253,7 @@ async def update_upstream(
             raise Conflict(f"name: upstream {name!r} already exists")
         row.name = name
     if "dialect" in changes:
-        if changes["dialect"] not in {d.value for d in Dialect}:
+        if changes["dialect"] not in UPSTREAM_DIALECTS:
             raise InvalidRequest("dialect: must be 'openai' or 'anthropic'")
         row.dialect = changes["dialect"]
     if "base_url" in changes:

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from gateway.domain import Limits, Route, Usage
+from gateway.domain import Dialect, Limits, Route, Usage
 from gateway.errors import BudgetExceeded, RateLimited
-from gateway.tokencount import count_anthropic_request, count_openai_request
+from gateway.tokencount import count_request
 
 WINDOW_MS = 60_000
 SLOT_TTL_MS = 15 * 60_000  # longer than any call may live (RELAY_TOTAL_TIMEOUT is 10 min)
@@ -96,10 +96,10 @@ DEFAULT_OUTPUT_ESTIMATE = 4096
 """Output tokens assumed for a request that names no ``max_tokens`` and a model with no cap."""
 
 
-def estimate_request(body: dict[str, Any], route: Route, *, anthropic_body: bool) -> Estimate:
+def estimate_request(body: dict[str, Any], route: Route, *, door: Dialect) -> Estimate:
     """Tokens and the most the request may cost: its input counted, plus its ``max_tokens`` of output."""
-    tokens_in = count_anthropic_request(body) if anthropic_body else count_openai_request(body)
-    out = body.get("max_tokens") or body.get("max_completion_tokens")
+    tokens_in = count_request(door, body)
+    out = body.get("max_tokens") or body.get("max_completion_tokens") or body.get("max_output_tokens")
     tokens_out = out if isinstance(out, int) and out > 0 else route.max_output_tokens or DEFAULT_OUTPUT_ESTIMATE
     if route.max_output_tokens:
         tokens_out = min(tokens_out, route.max_output_tokens)

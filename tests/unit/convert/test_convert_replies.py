@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from convert_streamkit import id_factory
 
-from gateway.convert import ResponseHints, anthropic_response_to_openai, openai_response_to_anthropic
+from gateway.convert import ResponseHints, anthropic_reply_to_openai, openai_reply_to_anthropic
 from gateway.errors import UpstreamError
 
 
@@ -17,7 +17,7 @@ def o2a(message: dict[str, Any], finish: str | None = "stop", usage: dict | None
     body = {"id": "chatcmpl-up", "object": "chat.completion", "model": "up", "choices": [choice]}
     if usage is not None:
         body["usage"] = usage
-    return openai_response_to_anthropic(body, model="claude-alias", new_id=id_factory(), **kw)
+    return openai_reply_to_anthropic(body, model="claude-alias", new_id=id_factory(), **kw)
 
 
 def test_text_response_shape() -> None:
@@ -126,7 +126,7 @@ def test_content_parts_and_think_tags() -> None:
 
 def test_no_choices_is_502() -> None:
     with pytest.raises(UpstreamError) as err:
-        openai_response_to_anthropic({"choices": []}, model="m", new_id=id_factory())
+        openai_reply_to_anthropic({"choices": []}, model="m", new_id=id_factory())
     assert err.value.status_code == 502
 
 
@@ -159,7 +159,7 @@ def a2o(content: list[dict[str, Any]], stop: str | None = "end_turn", **kw: Any)
             "cache_creation_input_tokens": 5,
         },
     }
-    return anthropic_response_to_openai(body, model="gpt-alias", new_id=id_factory(), created=123, **kw)
+    return anthropic_reply_to_openai(body, model="gpt-alias", new_id=id_factory(), created=123, **kw)
 
 
 def test_a2o_shape_and_usage() -> None:
@@ -234,7 +234,7 @@ def test_a2o_json_tool_answer_becomes_content() -> None:
 
 def test_a2o_error_body_raises() -> None:
     with pytest.raises(UpstreamError) as err:
-        anthropic_response_to_openai(
+        anthropic_reply_to_openai(
             {"type": "error", "error": {"type": "overloaded_error", "message": "busy"}},
             model="m",
             new_id=id_factory(),

@@ -1,0 +1,49 @@
+"""Non-streamed replies → a Response object, through the stream state machine.
+
+An Anthropic message is replayed as its event stream through :class:`AnthropicStreamToResponses`
+and the final Response taken from its terminal event; an OpenAI chat.completion becomes an
+Anthropic message first (``openai_reply_to_anthropic``). So ids, items, names, reasoning carries
+and stop reasons follow exactly the stream rules.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from gateway.convert.a_accumulate import STATUS_FOR_ERROR_TYPE
+from gateway.convert.replies_a2o import message_events
+from gateway.convert.replies_o2a import openai_reply_to_anthropic
+from gateway.convert.streams_a2r import AnthropicStreamToResponses
+from gateway.convert.types import ResponseHints
+from gateway.errors import UpstreamError, UpstreamUnavailable
+from gateway.protocols.anthropic import MessageResponse
+
+__all__ = ["anthropic_reply_to_responses", "openai_reply_to_responses"]
+
+
+def anthropic_reply_to_responses(body: dict[str, Any], stream: AnthropicStreamToResponses) -> dict[str, Any]:
+    """``stream`` is a fresh converter set up for this call; its final Response is returned."""
+    if body.get("type") == "error":
+        err = body.get("error") or {}
+        kind = str(err.get("type") or "api_error")
+        raise UpstreamError(str(err.get("message")), status_code=STATUS_FOR_ERROR_TYPE.get(kind, 502), error_type=kind)
+    try:
+        msg = msgspec.convert(body, MessageResponse)
+    except msgspec.ValidationError as exc:
+        raise UpstreamUnavailable(f"upstream returned an invalid response: {exc}") from None
+    for event in message_events(msg):
+        stream.feed(event)
+    response = stream.response
+    if response is None or response["status"] == "failed":
+        message = (response or {}).get("error", {}).get("message") or "upstream reply could not be converted"
+        raise UpstreamUnavailable(str(message))
+    return response
+
+
+def openai_reply_to_responses(
+    body: dict[str, Any], stream: AnthropicStreamToResponses, *, new_id: Any, hints: ResponseHints
+) -> dict[str, Any]:
+    message = openai_reply_to_anthropic(body, model="relay", new_id=new_id, hints=hints)
+    return anthropic_reply_to_responses(message, stream)

@@ -1,0 +1,97 @@
+"""The neutral form of a Responses request (:mod:`gateway.convert.requests_r2a`) finished for one upstream.
+
+``for_openai`` hands it to ``anthropic_request_to_openai``, the converter that already fits every
+OpenAI-compatible upstream's profile (token fields, reasoning dialects, reasoning replay, schema
+quirks). ``for_anthropic`` does what an Anthropic upstream needs on top: a ``max_tokens``, thinking
+fitted to the model, structured output natively or through a forced tool, sampling that thinking
+allows, an opaque user id, and the shared history sanitizer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from gateway.convert.ids import hash_user
+from gateway.convert.profile import CapabilityProfile
+from gateway.convert.requests_a2o import anthropic_request_to_openai
+from gateway.convert.requests_o2a import JSON_TOOL
+from gateway.convert.requests_r2a import JSON_OBJECT_LINE, ResponsesConverted
+from gateway.convert.sanitize import sanitize_anthropic_body
+from gateway.convert.schema import object_schema
+from gateway.convert.thinking import anthropic_thinking
+from gateway.convert.types import Converted, ResponseHints
+
+__all__ = ["for_anthropic", "for_openai"]
+
+
+def for_openai(neutral: ResponsesConverted, *, upstream_model: str, profile: CapabilityProfile) -> Converted:
+    converted = anthropic_request_to_openai(neutral.body, upstream_model=upstream_model, profile=profile)
+    notes = tuple(dict.fromkeys(neutral.notes + converted.notes))
+    return Converted(body=converted.body, notes=notes, hints=converted.hints)
+
+
+def for_anthropic(neutral: ResponsesConverted, *, upstream_model: str, profile: CapabilityProfile) -> Converted:
+    body = {**neutral.body, "model": upstream_model}
+    notes = list(neutral.notes)
+    config = dict(body.pop("output_config", None) or {})
+    effort = config.pop("effort", None) if body.pop("thinking", None) else None
+    thinking = anthropic_thinking(effort, body.get("max_tokens"), profile)
+    body["max_tokens"] = thinking.max_tokens
+    json_tool = _structured_output(body, config, profile)
+    choice = body.get("tool_choice")
+    forced = isinstance(choice, dict) and choice.get("type") in ("any", "tool")
+    if thinking.thinking is not None and forced:
+        notes.append("thinking_disabled_forced_tool")
+    elif thinking.thinking is not None:
+        body["thinking"] = thinking.thinking
+        if thinking.effort:
+            config["effort"] = thinking.effort
+    if config:
+        body["output_config"] = config
+    _sampling(body, profile, notes)
+    user = (body.get("metadata") or {}).get("user_id")
+    if user:
+        body["metadata"] = {"user_id": hash_user(str(user))}
+    body, cleaned = sanitize_anthropic_body(body, for_anthropic=True, strict_thinking=True)
+    hints = ResponseHints(json_tool=json_tool, provider="anthropic")
+    return Converted(body=body, notes=tuple(dict.fromkeys(notes + cleaned)), hints=hints)
+
+
+def _structured_output(body: dict[str, Any], config: dict[str, Any], profile: CapabilityProfile) -> str | None:
+    """Native ``output_config.format`` where the model has it; else a forced tool whose input is the answer."""
+    fmt = config.get("format")
+    if fmt is None or profile.supports_structured_outputs:
+        return None
+    del config["format"]
+    schema = fmt.get("schema") or {}
+    if body.get("tools"):
+        # The model may still need its tools: the schema can only be asked for in words here.
+        _system_line(body, f"{JSON_OBJECT_LINE} It must match this JSON schema: {_json(schema)}")
+        return None
+    description = "Return the final answer by calling this tool with it as the input."
+    body["tools"] = [{"name": JSON_TOOL, "description": description, "input_schema": object_schema(schema)}]
+    body["tool_choice"] = {"type": "tool", "name": JSON_TOOL}
+    return JSON_TOOL
+
+
+def _sampling(body: dict[str, Any], profile: CapabilityProfile, notes: list[str]) -> None:
+    """Thinking requires the default temperature; some models take temperature or top_p, not both."""
+    if "thinking" in body:
+        for key in ("temperature", "top_p"):
+            if body.pop(key, None) is not None:
+                notes.append(f"{key}_dropped")
+        return
+    if "temperature" in body:
+        body["temperature"] = min(float(body["temperature"]), 1.0)
+        if profile.temperature_top_p_exclusive and body.pop("top_p", None) is not None:
+            notes.append("top_p_dropped")
+
+
+def _system_line(body: dict[str, Any], text: str) -> None:
+    body["system"] = [*(body.get("system") or []), {"type": "text", "text": text}]
+
+
+def _json(value: Any) -> str:
+    return msgspec.json.encode(value).decode()

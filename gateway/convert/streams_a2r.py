@@ -1,0 +1,427 @@
+"""Anthropic SSE → Responses SSE: one state machine for every converted Responses reply.
+
+An OpenAI-compatible upstream's chunks reach it through ``OpenAIStreamToAnthropic`` first
+(:class:`Chained`), so tool-call identity, reasoning quirks and stop reasons follow the rules
+that already serve Claude Code; non-streamed replies are replayed through it as events
+(:mod:`gateway.convert.replies_x2r`). One output item is open at a time; consecutive text blocks
+share one message item; a thinking block becomes a ``reasoning`` item whose
+``encrypted_content`` carries the block (sealed, :mod:`gateway.convert.envelope`); tool uses
+become ``function_call`` (or ``custom_tool_call``) items under the client's own names. Every
+event passes :class:`ResponsesGrammar` before it is encoded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import msgspec
+
+from gateway.convert.grammar import GrammarError
+from gateway.convert.grammar_responses import ResponsesGrammar
+from gateway.convert.ids import is_minted_signature
+from gateway.convert.jsonargs import parse_arguments
+from gateway.convert.requests_r2a import ResponsesConverted, ToolIdentity
+from gateway.convert.usage import usage_from_anthropic
+from gateway.domain import Usage
+from gateway.protocols.sse import SSEEvent
+
+__all__ = ["AnthropicStreamToResponses", "Chained", "responses_usage"]
+
+_encode = msgspec.json.Encoder().encode
+_INCOMPLETE = {"max_tokens": "max_output_tokens", "model_context_window_exceeded": "max_output_tokens"}
+_FAILED_CODES = {"rate_limit_error": "rate_limit_exceeded", "overloaded_error": "server_error"}
+
+
+def responses_usage(usage: Usage) -> dict[str, Any]:
+    """Responses usage: ``input_tokens`` includes cached input (OpenAI's accounting)."""
+    prompt = usage.input_tokens + usage.cache_read_tokens + usage.cache_write_tokens
+    return {
+        "input_tokens": prompt,
+        "input_tokens_details": {
+            "cached_tokens": usage.cache_read_tokens,
+            "cache_write_tokens": usage.cache_write_tokens,
+        },
+        "output_tokens": usage.output_tokens,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": prompt + usage.output_tokens,
+    }
+
+
+@dataclass(slots=True)
+class _Item:
+    index: int
+    doc: dict[str, Any]
+    parts: list[str] = field(default_factory=list)
+    signature: str = ""
+    tool: ToolIdentity | None = None
+
+
+class AnthropicStreamToResponses:
+    """Feed decoded Anthropic SSE events; send what comes back to the Responses client.
+
+    ``response`` is the final Response object once the stream ended (completed, incomplete or
+    failed); ``usage`` is the upstream's, in Anthropic accounting, for the ledger.
+    """
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        response_id: str,
+        new_id: Callable[[str], str],
+        created: int,
+        shape: ResponsesConverted,
+        seal: Callable[[dict[str, str]], str],
+        json_tool: str | None = None,
+    ) -> None:
+        self._new_id = new_id
+        self._shape = shape
+        self._seal = seal
+        self._json_tool = json_tool
+        self._grammar = ResponsesGrammar()
+        self._seq = 0
+        self._blocks: dict[int, _Item] = {}
+        self._open: _Item | None = None
+        self._output: list[dict[str, Any]] = []
+        self._usage: dict[str, Any] = {}
+        self._stop_reason: str | None = None
+        self._base = _skeleton(response_id, model, created, shape.echo)
+        self.response: dict[str, Any] | None = None
+        self.finished = False
+
+    @property
+    def usage(self) -> Usage:
+        return usage_from_anthropic(self._usage)
+
+    # -- output ----------------------------------------------------------------------------------
+
+    def _emit(self, kind: str, **fields: Any) -> SSEEvent:
+        payload = {"type": kind, "sequence_number": self._seq, **fields}
+        self._grammar.check(payload)
+        self._seq += 1
+        return SSEEvent(kind, _encode(payload).decode())
+
+    def _lifecycle(self, kind: str, status: str, **extra: Any) -> SSEEvent:
+        response = {**self._base, "status": status, "output": list(self._output), **extra}
+        if kind != "response.created" and kind != "response.in_progress":
+            self.response = response
+        return self._emit(kind, response=response)
+
+    def _start(self) -> list[SSEEvent]:
+        if self._grammar.state != "init":
+            return []
+        return [
+            self._lifecycle("response.created", "in_progress"),
+            self._lifecycle("response.in_progress", "in_progress"),
+        ]
+
+    # -- input -----------------------------------------------------------------------------------
+
+    def feed(self, event: SSEEvent) -> list[SSEEvent]:
+        if self.finished or not event.data.strip():
+            return []
+        try:
+            payload = msgspec.json.decode(event.data)
+        except msgspec.DecodeError:
+            return self.fail("upstream sent a malformed event")
+        if not isinstance(payload, dict):
+            return self.fail("upstream sent a malformed event")
+        handler = getattr(self, f"_on_{payload.get('type') or event.event}", None)
+        if handler is None:
+            return []
+        try:
+            out = self._start()
+            out.extend(handler(payload))
+        except (KeyError, TypeError, AttributeError, GrammarError) as exc:
+            return self.fail(f"relay could not convert the stream: {exc}")
+        return out
+
+    def _on_message_start(self, payload: dict[str, Any]) -> list[SSEEvent]:
+        self._merge_usage((payload.get("message") or {}).get("usage"))
+        return []
+
+    def _on_content_block_start(self, payload: dict[str, Any]) -> list[SSEEvent]:
+        block = payload["content_block"]
+        kind = block.get("type")
+        index = payload["index"]
+        if kind == "text" or (kind == "tool_use" and block.get("name") == self._json_tool):
+            out = self._message()
+            self._blocks[index] = self._open  # type: ignore[assignment]
+            return [*out, *self._text(str(block.get("text") or ""))]
+        if kind == "thinking":
+            item = self._item({"type": "reasoning", "id": self._new_id("rs_"), "summary": []})
+            item.parts.append(str(block.get("thinking") or ""))
+            self._blocks[index] = item
+            return self._opened(item)
+        if kind == "redacted_thinking":
+            item = self._item({"type": "reasoning", "id": self._new_id("rs_"), "summary": []})
+            item.signature = str(block.get("data") or "")
+            return [*self._opened(item), *self._close()]
+        if kind == "tool_use":
+            return self._tool_start(index, block)
+        return []
+
+    def _on_content_block_delta(self, payload: dict[str, Any]) -> list[SSEEvent]:
+        item = self._blocks.get(payload["index"])
+        if item is None:
+            return []
+        delta = payload["delta"]
+        kind = delta.get("type")
+        if item.doc["type"] == "message":
+            text = delta.get("text") if kind == "text_delta" else delta.get("partial_json")
+            return self._text(str(text or "")) if kind in ("text_delta", "input_json_delta") else []
+        if kind == "thinking_delta":
+            return self._reasoning_delta(item, str(delta.get("thinking") or ""))
+        if kind == "signature_delta":
+            item.signature = str(delta.get("signature") or "")
+        elif kind == "input_json_delta":
+            fragment = str(delta.get("partial_json") or "")
+            item.parts.append(fragment)
+            if fragment and item.doc["type"] == "function_call":
+                return [self._emit("response.function_call_arguments.delta", **self._at(item), delta=fragment)]
+        return []
+
+    def _on_content_block_stop(self, payload: dict[str, Any]) -> list[SSEEvent]:
+        item = self._blocks.get(payload["index"])
+        if item is None or item is not self._open or item.doc["type"] == "message":
+            return []  # text stays open: the next text block joins the same message item
+        return self._close()
+
+    def _on_message_delta(self, payload: dict[str, Any]) -> list[SSEEvent]:
+        self._stop_reason = (payload.get("delta") or {}).get("stop_reason") or self._stop_reason
+        self._merge_usage(payload.get("usage"))
+        return []
+
+    def _on_message_stop(self, payload: dict[str, Any]) -> list[SSEEvent]:
+        reason = _INCOMPLETE.get(self._stop_reason or "")
+        if self._stop_reason == "refusal":
+            reason = "content_filter"
+        out = self._close(incomplete=reason is not None)
+        usage = responses_usage(self.usage)
+        self.finished = True
+        if reason is None:
+            out.append(self._lifecycle("response.completed", "completed", usage=usage))
+        else:
+            details = {"reason": reason}
+            out.append(self._lifecycle("response.incomplete", "incomplete", usage=usage, incomplete_details=details))
+        return out
+
+    def _on_error(self, payload: dict[str, Any]) -> list[SSEEvent]:
+        err = payload.get("error") or {}
+        return self.fail(str(err.get("message") or "upstream error"), str(err.get("type") or "api_error"))
+
+    def _merge_usage(self, usage: Any) -> None:
+        if isinstance(usage, dict):
+            self._usage.update({k: v for k, v in usage.items() if v is not None})
+
+    # -- items -----------------------------------------------------------------------------------
+
+    def _item(self, doc: dict[str, Any]) -> _Item:
+        return _Item(index=len(self._output) + (1 if self._open is not None else 0), doc=doc)
+
+    def _opened(self, item: _Item) -> list[SSEEvent]:
+        out = self._close()
+        item.index = len(self._output)
+        self._open = item
+        added = {**item.doc}
+        if item.doc["type"] in ("message", "function_call"):
+            added["status"] = "in_progress"
+        out.append(self._emit("response.output_item.added", output_index=item.index, item=added))
+        if item.doc["type"] == "message":
+            part = {"type": "output_text", "text": "", "annotations": []}
+            out.append(self._emit("response.content_part.added", **self._at(item), content_index=0, part=part))
+        elif item.doc["type"] == "reasoning" and item.parts and item.parts[0]:
+            first, item.parts = item.parts[0], []
+            out.extend(self._reasoning_delta(item, first))
+        return out
+
+    def _at(self, item: _Item) -> dict[str, Any]:
+        return {"item_id": item.doc["id"], "output_index": item.index}
+
+    def _message(self) -> list[SSEEvent]:
+        if self._open is not None and self._open.doc["type"] == "message":
+            return []
+        doc = {"type": "message", "id": self._new_id("msg_"), "role": "assistant", "content": []}
+        return self._opened(_Item(index=0, doc=doc))
+
+    def _text(self, text: str) -> list[SSEEvent]:
+        item = self._open
+        if not text or item is None:
+            return []
+        item.parts.append(text)
+        return [self._emit("response.output_text.delta", **self._at(item), content_index=0, delta=text, logprobs=[])]
+
+    def _reasoning_delta(self, item: _Item, text: str) -> list[SSEEvent]:
+        if not text:
+            return []
+        out: list[SSEEvent] = []
+        if not item.parts:
+            part = {"type": "summary_text", "text": ""}
+            out.append(
+                self._emit("response.reasoning_summary_part.added", **self._at(item), summary_index=0, part=part)
+            )
+        item.parts.append(text)
+        out.append(self._emit("response.reasoning_summary_text.delta", **self._at(item), summary_index=0, delta=text))
+        return out
+
+    def _tool_start(self, index: int, block: dict[str, Any]) -> list[SSEEvent]:
+        name = str(block.get("name") or "")
+        tool = self._shape.tools.get(name) or ToolIdentity("function", name)
+        doc: dict[str, Any]
+        if tool.kind == "custom":
+            doc = {"type": "custom_tool_call", "id": self._new_id("ctc_"), "call_id": block["id"], "name": tool.name}
+        else:
+            doc = {"type": "function_call", "id": self._new_id("fc_"), "call_id": block["id"], "name": tool.name}
+            doc["arguments"] = ""
+        if tool.namespace:
+            doc["namespace"] = tool.namespace
+        item = _Item(index=0, doc=doc, tool=tool)
+        self._blocks[index] = item
+        return self._opened(item)
+
+    def _close(self, *, incomplete: bool = False) -> list[SSEEvent]:
+        item, self._open = self._open, None
+        if item is None:
+            return []
+        closer = getattr(self, f"_close_{item.doc['type']}")
+        out: list[SSEEvent] = closer(item, incomplete)
+        self._output.append(item.doc)
+        out.append(self._emit("response.output_item.done", output_index=item.index, item=item.doc))
+        return out
+
+    def _close_message(self, item: _Item, incomplete: bool) -> list[SSEEvent]:
+        text = "".join(item.parts)
+        part = {"type": "output_text", "text": text, "annotations": []}
+        item.doc.update(status="incomplete" if incomplete else "completed", content=[part])
+        at = {**self._at(item), "content_index": 0}
+        return [
+            self._emit("response.output_text.done", **at, text=text, logprobs=[]),
+            self._emit("response.content_part.done", **at, part=part),
+        ]
+
+    def _close_reasoning(self, item: _Item, incomplete: bool) -> list[SSEEvent]:
+        text = "".join(item.parts)
+        out: list[SSEEvent] = []
+        if text:
+            part = {"type": "summary_text", "text": text}
+            at = {**self._at(item), "summary_index": 0}
+            out.append(self._emit("response.reasoning_summary_text.done", **at, text=text))
+            out.append(self._emit("response.reasoning_summary_part.done", **at, part=part))
+            item.doc["summary"] = [part]
+        carry = _carry(item, text)
+        if carry is not None:
+            item.doc["encrypted_content"] = self._seal(carry)
+        return out
+
+    def _close_function_call(self, item: _Item, incomplete: bool) -> list[SSEEvent]:
+        args = "".join(item.parts) or "{}"
+        item.doc.update(arguments=args, status="incomplete" if incomplete else "completed")
+        return [self._emit("response.function_call_arguments.done", **self._at(item), arguments=args)]
+
+    def _close_custom_tool_call(self, item: _Item, incomplete: bool) -> list[SSEEvent]:
+        raw = "".join(item.parts)
+        value = parse_arguments(raw).get("input")
+        text = value if isinstance(value, str) else raw
+        item.doc["input"] = text
+        out = [self._emit("response.custom_tool_call_input.delta", **self._at(item), delta=text)] if text else []
+        out.append(self._emit("response.custom_tool_call_input.done", **self._at(item), input=text))
+        return out
+
+    # -- end -------------------------------------------------------------------------------------
+
+    def finish(self) -> list[SSEEvent]:
+        """Upstream EOF: a stream without ``message_stop`` did not complete."""
+        return [] if self.finished else self.fail("upstream stream ended unexpectedly")
+
+    def fail(self, message: str, error_type: str = "api_error") -> list[SSEEvent]:
+        if self.finished:
+            return []
+        self.finished = True
+        code = _FAILED_CODES.get(error_type, "server_error")
+        if error_type == "invalid_request_error" and message.lower().startswith("prompt is too long"):
+            code = "context_length_exceeded"
+        error = {"code": code, "message": message}
+        return [*self._start(), self._lifecycle("response.failed", "failed", error=error)]
+
+
+def _carry(item: _Item, text: str) -> dict[str, str] | None:
+    """What the upstream needs back from a reasoning item: a signed block, redacted data, or the text."""
+    sig = item.signature
+    if item.doc.get("summary") == [] and sig and not text:
+        return {"k": "redacted", "d": sig}
+    if sig and not is_minted_signature(sig):
+        return {"k": "thinking", "t": text, "s": sig}
+    return {"k": "reasoning", "t": text} if text else None
+
+
+def _skeleton(response_id: str, model: str, created: int, echo: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "id": response_id,
+        "object": "response",
+        "created_at": created,
+        "status": "in_progress",
+        "error": None,
+        "incomplete_details": None,
+        "instructions": echo.get("instructions"),
+        "max_output_tokens": echo.get("max_output_tokens"),
+        "model": model,
+        "output": [],
+        "parallel_tool_calls": echo.get("parallel_tool_calls", True),
+        "previous_response_id": echo.get("previous_response_id"),
+        "reasoning": echo.get("reasoning") or {"effort": None, "summary": None},
+        "store": echo.get("store", True),
+        "temperature": echo.get("temperature", 1.0),
+        "text": echo.get("text") or {"format": {"type": "text"}},
+        "tool_choice": echo.get("tool_choice", "auto"),
+        "tools": echo.get("tools", []),
+        "top_p": echo.get("top_p", 1.0),
+        "truncation": echo.get("truncation", "disabled"),
+        "usage": None,
+        "user": echo.get("user"),
+        "metadata": echo.get("metadata") or {},
+    }
+
+
+class _Tap(Protocol):
+    @property
+    def usage(self) -> Usage: ...
+    @property
+    def finished(self) -> bool: ...
+    def feed(self, ev: SSEEvent) -> list[SSEEvent]: ...
+    def finish(self) -> list[SSEEvent]: ...
+    def fail(self, message: str, error_type: str = "api_error") -> list[SSEEvent]: ...
+
+
+class Chained:
+    """Two stream converters in a row (OpenAI chunks → Anthropic events → Responses events).
+
+    Usage is the first one's (closest to the upstream's own numbers).
+    """
+
+    def __init__(self, first: _Tap, last: AnthropicStreamToResponses) -> None:
+        self.first = first
+        self.last = last
+
+    @property
+    def usage(self) -> Usage:
+        return self.first.usage
+
+    @property
+    def finished(self) -> bool:
+        return self.last.finished
+
+    @property
+    def response(self) -> dict[str, Any] | None:
+        return self.last.response
+
+    def feed(self, ev: SSEEvent) -> list[SSEEvent]:
+        return [out for mid in self.first.feed(ev) for out in self.last.feed(mid)]
+
+    def finish(self) -> list[SSEEvent]:
+        out = [o for mid in self.first.finish() for o in self.last.feed(mid)]
+        return out + self.last.finish()
+
+    def fail(self, message: str, error_type: str = "api_error") -> list[SSEEvent]:
+        return self.last.fail(message, error_type)
