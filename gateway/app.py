@@ -18,6 +18,7 @@ from gateway.api.errors import gateway_error_handler
 from gateway.api.health import HEALTH_HANDLERS
 from gateway.api.management import MANAGEMENT_API, openapi_config
 from gateway.api.models import MODEL_HANDLERS
+from gateway.api.responses import RESPONSES_HANDLERS
 from gateway.db.session import create_engine, create_sessionmaker, migrate
 from gateway.errors import GatewayError
 from gateway.services import Services
@@ -61,7 +62,7 @@ def create_app(settings: Settings | None = None, *, auto_migrate: bool | None = 
 
     routes = Router(
         path=settings.root_path or "/",
-        route_handlers=[*MODEL_HANDLERS, *HEALTH_HANDLERS, MANAGEMENT_API, admin_router()],
+        route_handlers=[*MODEL_HANDLERS, *RESPONSES_HANDLERS, *HEALTH_HANDLERS, MANAGEMENT_API, admin_router()],
         include_in_schema=False,  # the OpenAPI schema documents the management API only
     )
     app = Litestar(

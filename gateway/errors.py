@@ -46,6 +46,8 @@ class GatewayError(Exception):
     status_code: int = 500
     code: str = "internal_error"
     should_retry: bool | None = None
+    envelope: dict[str, Any] | None = None
+    """A complete error body in the door's dialect, when the raiser already knows it."""
 
     def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
@@ -122,8 +124,6 @@ class UpstreamError(GatewayError):
         super().__init__(message, headers=headers)
         self.status_code = status_code
         self.error_type = error_type
-        self.envelope: dict[str, Any] | None = None
-        """A complete error body in the door's dialect, when a converter already built one."""
 
 
 class UpstreamUnavailable(UpstreamError):

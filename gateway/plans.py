@@ -74,8 +74,8 @@ class Plan:
     answer_json: Callable[[bytes], tuple[bytes, Usage]]
     error: ErrorMaker
     notes: tuple[str, ...] = ()
-    response_id: str | None = None
-    """The id of the Response a Responses-door call answers with (the conversation store's key)."""
+    kept: Callable[[], dict[str, Any] | None] | None = None
+    """The Responses door's final Response once answered, for the conversation store."""
 
 
 def new_id(prefix: str) -> str:
@@ -193,17 +193,21 @@ def _responses(route: Route, body: dict[str, Any], url: str, headers: dict[str, 
     hints = converted.hints
     response_id = new_id("resp_")
     created = int(time.time())
+    last: list[AnthropicStreamToResponses] = []
 
     def writer() -> AnthropicStreamToResponses:
-        return AnthropicStreamToResponses(
-            model=route.public_name,
-            response_id=response_id,
-            new_id=new_id,
-            created=created,
-            shape=neutral,
-            seal=lambda carry: envelope.seal(key, carry),
-            json_tool=hints.json_tool,
-        )
+        last[:] = [
+            AnthropicStreamToResponses(
+                model=route.public_name,
+                response_id=response_id,
+                new_id=new_id,
+                created=created,
+                shape=neutral,
+                seal=lambda carry: envelope.seal(key, carry),
+                json_tool=hints.json_tool,
+            )
+        ]
+        return last[0]
 
     def answer(raw: bytes) -> tuple[bytes, Usage]:
         doc = _object(raw)
@@ -225,7 +229,7 @@ def _responses(route: Route, body: dict[str, Any], url: str, headers: dict[str, 
         answer_json=answer,
         error=_converted_error(anthropic_error_to_openai, secret) if anthropic else _plain_error(secret),
         notes=converted.notes,
-        response_id=response_id,
+        kept=lambda: last[0].kept_response if last else None,
     )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -57,6 +57,9 @@ class Call:
     """Tokens and micro-USD of every attempt so far (fallbacks included), for settling the ticket."""
     client_request_id: str | None = None
     """The caller's own ``x-request-id``, for correlation only (never the ledger's key)."""
+    on_complete: Callable[[dict[str, Any]], Awaitable[None]] | None = None
+    """Called with the final Response of a completed Responses call before its last byte is sent
+    (the conversation store keeps it, so a client that continues at once finds it)."""
 
     @property
     def stream(self) -> bool:
@@ -196,7 +199,7 @@ class Relay:
         if resp.content_type != "text/event-stream":
             await self._refuse_non_stream(call, resp)
         headers["cache-control"] = "no-cache"
-        return StreamReply(headers=headers, chunks=self._relay_stream(call, plan.make_tap(), resp))
+        return StreamReply(headers=headers, chunks=self._relay_stream(call, plan, plan.make_tap(), resp))
 
     async def _refuse_non_stream(self, call: Call, resp: aiohttp.ClientResponse) -> None:
         """A 200 that is not an event stream (an HTML page from a proxy) is a bad gateway, not a stream."""
@@ -274,10 +277,13 @@ class Relay:
         finally:
             resp.release()
         self._record(call, usage, 200, None, None)
+        await _completed(call, plan)
         headers["content-type"] = "application/json"
         return JSONReply(status=200, body=body, headers=headers)
 
-    async def _relay_stream(self, call: Call, tap: StreamTap, resp: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+    async def _relay_stream(
+        self, call: Call, plan: Plan, tap: StreamTap, resp: aiohttp.ClientResponse
+    ) -> AsyncIterator[bytes]:
         decoder = SSEDecoder()
         secret = call.route.upstream.api_key.encode()
         deadline = call.started + self._timeouts.total_s
@@ -301,6 +307,8 @@ class Relay:
                             error_code = "upstream_stream_error"
                         if ttft_ms is None:
                             ttft_ms = _ms_since(call.started)
+                        if tap.finished and error_code is None:
+                            await _completed(call, plan)
                         yield _scrubbed(raw + _encode_all(out), secret)
                     if tap.finished:
                         break
@@ -312,6 +320,8 @@ class Relay:
                 tail = [e for ev in decoder.finish() for e in tap.feed(ev)] + tap.finish()
                 if error_code is None and _has_error_event(tail):
                     error_code = "upstream_stream_error"
+                if error_code is None and tap.finished:
+                    await _completed(call, plan)
                 if tail:
                     yield _scrubbed(_encode_all(tail), secret)
             clean = error_code is None
@@ -350,6 +360,18 @@ class Relay:
         call.spent[1] += rec.cost_micro_usd
         if log.isEnabledFor(logging.INFO):
             log.info("%s", request_log_line(rec, call.principal.prefix, call.notes, call.client_request_id))
+
+
+async def _completed(call: Call, plan: Plan) -> None:
+    """Hand a completed call's final Response to ``call.on_complete`` (once; never failing the reply)."""
+    hook, call.on_complete = call.on_complete, None
+    kept = plan.kept() if hook is not None and plan.kept is not None else None
+    if hook is None or kept is None or kept.get("status") == "failed":
+        return
+    try:
+        await hook(kept)
+    except Exception:
+        log.warning("could not keep response %s for request %s", kept.get("id"), call.request_id, exc_info=True)
 
 
 _PING = {

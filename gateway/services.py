@@ -8,6 +8,7 @@ import aiohttp
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gateway.auth import Authenticator
+from gateway.conversations import ConversationStore
 from gateway.invalidation import Invalidation
 from gateway.metering import Ledger, MemoryMeter, Meter, RedisMeter
 from gateway.metering.limits import Limiter, MemoryLimiter
@@ -36,6 +37,7 @@ class Services:
     http: aiohttp.ClientSession
     guarded_http: aiohttp.ClientSession
     relay: Relay
+    conversations: ConversationStore
 
     @classmethod
     async def start(
@@ -67,7 +69,11 @@ class Services:
         redis = meter.redis if isinstance(meter, RedisMeter) else None
         invalidation = Invalidation(redis, {"keys": auth.forget, "models": router.forget})
         invalidation.start()
+        conversations = ConversationStore(
+            sessions, settings.secret_key, ttl_s=settings.conversation_ttl_s, max_bytes=settings.conversation_max_bytes
+        )
         return cls(
+            conversations=conversations,
             settings=settings,
             engine=engine,
             sessions=sessions,

@@ -19,6 +19,7 @@ from typing import Any
 
 from litestar import Litestar
 
+from gateway import held_responses
 from gateway.api.asgi import ClientGone, Receive, Scope, Send, read_body, request_headers, send_json, send_stream
 from gateway.api.errors import render_error
 from gateway.api.validate import parse_body
@@ -100,6 +101,10 @@ async def _call(
     principal = await services.auth.authenticate(extract_key(headers))
     body = parse_body(raw, door, count_tokens=count_tokens)
     route = await services.router.resolve(principal, body["model"])
+    keep = None
+    if door is Dialect.RESPONSES:
+        body = await held_responses.expand(services.conversations, principal, body)
+        keep = held_responses.keeper(services.conversations, principal, body)
     return Call(
         request_id=request_id,
         principal=principal,
@@ -108,6 +113,7 @@ async def _call(
         body=body,
         headers=headers,
         client_request_id=client_id,
+        on_complete=keep,
     )
 
 

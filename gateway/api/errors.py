@@ -44,7 +44,7 @@ def door_of(request: Request[Any, Any, Any]) -> Dialect:
     path = request.url.path
     if "/messages" in path:
         return Dialect.ANTHROPIC
-    if "/chat/completions" in path:
+    if "/chat/completions" in path or "/responses" in path:
         return Dialect.OPENAI
     headers = request.headers
     if "anthropic-version" in headers or "x-api-key" in headers:

@@ -90,10 +90,23 @@ class AnthropicStreamToResponses:
         self._base = _skeleton(response_id, model, created, shape.echo)
         self.response: dict[str, Any] | None = None
         self.finished = False
+        self._carries: dict[str, str] = {}
+        """Reasoning item id → its sealed carry, kept even when the client did not ask for it."""
 
     @property
     def usage(self) -> Usage:
         return usage_from_anthropic(self._usage)
+
+    @property
+    def kept_response(self) -> dict[str, Any] | None:
+        """The final Response with every reasoning carry in it: what a server-held conversation keeps."""
+        if self.response is None:
+            return None
+        output = [
+            {**item, "encrypted_content": self._carries[item["id"]]} if item.get("id") in self._carries else item
+            for item in self.response["output"]
+        ]
+        return {**self.response, "output": output}
 
     # -- output ----------------------------------------------------------------------------------
 
@@ -312,7 +325,9 @@ class AnthropicStreamToResponses:
             item.doc["summary"] = [part]
         carry = _carry(item, text)
         if carry is not None:
-            item.doc["encrypted_content"] = self._seal(carry)
+            token = self._carries[item.doc["id"]] = self._seal(carry)
+            if self._shape.include_reasoning:
+                item.doc["encrypted_content"] = token
         return out
 
     def _close_function_call(self, item: _Item, incomplete: bool) -> list[SSEEvent]:
@@ -415,6 +430,10 @@ class Chained:
     @property
     def response(self) -> dict[str, Any] | None:
         return self.last.response
+
+    @property
+    def kept_response(self) -> dict[str, Any] | None:
+        return self.last.kept_response
 
     def feed(self, ev: SSEEvent) -> list[SSEEvent]:
         return [out for mid in self.first.feed(ev) for out in self.last.feed(mid)]
