@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import msgspec
 from litestar import Request, Response
-from litestar.exceptions import HTTPException
+from litestar.exceptions import HTTPException, NotFoundException
 
 from gateway.domain import Dialect
 from gateway.errors import GatewayError, RequestTooLarge
@@ -68,8 +69,27 @@ def error_body(
 
 
 def gateway_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
-    status, headers, body = render_error(exc, door_of(request), getattr(request.state, "request_id", None))
+    request_id = getattr(request.state, "request_id", None) or "req_" + os.urandom(16).hex()
+    door = door_of(request)
+    if isinstance(exc, NotFoundException):
+        exc = unknown_route(door, request.method, request.url.path)
+    status, headers, body = render_error(exc, door, request_id)
     return Response(body, status_code=status, headers=headers, media_type="application/json")
+
+
+def unknown_route(door: Dialect, method: str, path: str) -> GatewayError:
+    """A path no route serves: a plain not-found in the door's dialect, never ``model_not_found``.
+
+    (SDKs raise "model not found" on that code, which sends users looking for the wrong problem.)
+    """
+    message = f"Unknown request URL: {method} {path}. Check the base URL and the API path."
+    err = GatewayError(message)
+    err.status_code, err.code, err.should_retry = 404, "not_found", False
+    if door is not Dialect.ANTHROPIC:
+        err.envelope = {
+            "error": {"message": message, "type": "invalid_request_error", "param": None, "code": "not_found"}
+        }
+    return err
 
 
 def render_error(exc: Exception, door: Dialect, request_id: str | None) -> tuple[int, dict[str, str], bytes]:

@@ -11,6 +11,7 @@ from typing import Any
 import msgspec
 from litestar import Request, Response, delete, get, post
 
+from gateway.api.errors import unknown_route
 from gateway.api.validate import parse_body
 from gateway.auth import extract_key
 from gateway.domain import Dialect, Principal
@@ -93,4 +94,11 @@ async def count_input_tokens(request: Request[Any, Any, Any]) -> Response[bytes]
     return _json({"object": "response.input_tokens", "input_tokens": count_responses_request(body)})
 
 
-RESPONSES_HANDLERS = [retrieve_response, delete_response, list_input_items, count_input_tokens]
+@post("/v1/responses/compact")
+async def compact(request: Request[Any, Any, Any]) -> Response[bytes]:
+    """Remote compaction is OpenAI's own; a client without it compacts locally (Codex does)."""
+    await _caller(request)
+    raise unknown_route(Dialect.RESPONSES, "POST", request.url.path)
+
+
+RESPONSES_HANDLERS = [compact, retrieve_response, delete_response, list_input_items, count_input_tokens]

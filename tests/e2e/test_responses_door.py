@@ -230,3 +230,25 @@ def test_custom_and_namespace_tools_round_trip(world, model):
     assert by_type["custom_tool_call"].name == "apply_patch"
     call = by_type["function_call"]
     assert call.name == "spawn" and call.namespace == "agents"
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "shape"),
+    [
+        ("/v1/nowhere", {}, "openai"),
+        ("/v1/responses/compact", {}, "openai"),
+        ("/v1/nowhere", {"anthropic-version": "2023-06-01"}, "anthropic"),
+        ("/v1/messages/nowhere", {}, "anthropic"),
+    ],
+)
+def test_unknown_routes_are_a_plain_not_found(world, path, headers, shape):
+    resp = httpx.post(world.url + path, json={}, headers={"authorization": f"Bearer {world.key}", **headers})
+    assert resp.status_code == 404
+    assert resp.headers["x-request-id"].startswith("req_")
+    doc = resp.json()
+    if shape == "openai":
+        assert doc["error"]["code"] == "not_found" and "Unknown request URL" in doc["error"]["message"]
+    else:
+        assert doc["type"] == "error" and doc["error"]["type"] == "not_found_error"
+        assert doc["request_id"] == resp.headers["request-id"]
+    assert "model_not_found" not in resp.text
