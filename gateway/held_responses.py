@@ -65,7 +65,14 @@ async def expand(store: ConversationStore, principal: Principal, body: dict[str,
     turn = await store.get(KIND, previous, tenant_id=principal.tenant_id, key_id=principal.key_id)
     if turn is None:
         raise previous_not_found(previous)
-    held = [*turn.payload["input"], *turn.payload["response"]["output"]]
+    # A Responses-native upstream's reasoning without encrypted_content can only be replayed by an id
+    # the upstream may not have kept: leave it out (the upstream accepts a history without it).
+    output = [
+        item
+        for item in turn.payload["response"]["output"]
+        if item.get("type") != "reasoning" or item.get("encrypted_content")
+    ]
+    held = [*turn.payload["input"], *output]
     return {**body, "input": [*held, *as_items(body.get("input"))]}
 
 

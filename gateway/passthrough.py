@@ -236,3 +236,82 @@ def _loads(data: str) -> dict[str, Any] | None:
     except msgspec.DecodeError:
         return None
     return doc if isinstance(doc, dict) else None
+
+
+def usage_from_responses(usage: Any) -> Usage:
+    """Responses usage → :class:`Usage`: ``input_tokens`` includes cached input, ours does not."""
+    if not isinstance(usage, dict):
+        return Usage()
+    details = usage.get("input_tokens_details") or {}
+    cached = details.get("cached_tokens") if isinstance(details, dict) else 0
+    written = details.get("cache_write_tokens") if isinstance(details, dict) else 0
+    cached = cached if isinstance(cached, int) and cached > 0 else 0
+    written = written if isinstance(written, int) and written > 0 else 0
+    total = usage.get("input_tokens")
+    total = total if isinstance(total, int) and total > 0 else 0
+    out = usage.get("output_tokens")
+    return Usage(
+        input_tokens=max(total - cached - written, 0),
+        output_tokens=out if isinstance(out, int) and out > 0 else 0,
+        cache_read_tokens=cached,
+        cache_write_tokens=written,
+    )
+
+
+_RESPONSE_TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
+
+
+class ResponsesPassthrough:
+    """A Responses upstream's events to a Responses client, as they came but for three names.
+
+    The Response carries Relay's id (the key of the conversation store, so no upstream can choose
+    or collide with it), the public model name, and the client's ``previous_response_id`` (Relay
+    expanded it into the input). Every event is decoded: the lifecycle events need the renames and
+    a stream cut by the upstream ends with a ``response.failed`` that continues its numbering.
+    """
+
+    def __init__(self, *, model: str, response_id: str, previous_response_id: str | None) -> None:
+        self._names = {"model": model, "id": response_id, "previous_response_id": previous_response_id}
+        self._seq = -1
+        self._base: dict[str, Any] = {"id": response_id, "object": "response", "model": model, "output": []}
+        self.usage = Usage()
+        self.finished = False
+        self.response: dict[str, Any] | None = None
+
+    @property
+    def kept_response(self) -> dict[str, Any] | None:
+        return self.response
+
+    def rename(self, response: dict[str, Any]) -> dict[str, Any]:
+        response.update(self._names)
+        return response
+
+    def feed(self, ev: SSEEvent) -> list[SSEEvent]:
+        doc = _loads(ev.data)
+        if doc is None:
+            return self.fail("upstream sent a malformed stream event")
+        kind = doc.get("type") or ev.event
+        if isinstance(doc.get("sequence_number"), int):
+            self._seq = doc["sequence_number"]
+        response = doc.get("response")
+        if isinstance(response, dict):
+            self._base = self.rename(response)
+            if kind in _RESPONSE_TERMINAL:
+                self.finished = True
+                self.response = response
+                self.usage = usage_from_responses(response.get("usage"))
+            return [SSEEvent(ev.event or str(kind), _encode(doc).decode())]
+        if kind == "error":
+            self.finished = True
+        return [ev]
+
+    def finish(self) -> list[SSEEvent]:
+        return [] if self.finished else self.fail("upstream stream ended before the response completed")
+
+    def fail(self, message: str, error_type: str = "api_error") -> list[SSEEvent]:
+        self.finished = True
+        self._seq += 1
+        code = "rate_limit_exceeded" if error_type == "rate_limit_error" else "server_error"
+        response = {**self._base, "status": "failed", "error": {"code": code, "message": message}}
+        payload = {"type": "response.failed", "sequence_number": self._seq, "response": response}
+        return [SSEEvent("response.failed", _encode(payload).decode())]

@@ -41,7 +41,13 @@ from gateway.convert import (
 )
 from gateway.domain import Dialect, Route, Usage
 from gateway.errors import UpstreamError
-from gateway.passthrough import AnthropicPassthrough, OpenAIPassthrough, rename_model_in_body
+from gateway.passthrough import (
+    AnthropicPassthrough,
+    OpenAIPassthrough,
+    ResponsesPassthrough,
+    rename_model_in_body,
+    usage_from_responses,
+)
 from gateway.protocols.sse import SSEEvent
 from gateway.tokencount import count_anthropic_request
 from gateway.upstreams.client import UpstreamRequest
@@ -98,6 +104,8 @@ def make_plan(
     headers = upstream_headers(route.upstream, client_headers, beta_defaults)
     secret = route.upstream.api_key
     if door is Dialect.RESPONSES:
+        if route.dialect is Dialect.OPENAI and route.profile.get("supports_responses") is True:
+            return _responses_passthrough(route, body, endpoint_url(route.upstream, "responses"), headers, secret)
         return _responses(route, body, url, headers, secret, envelope_key)
     if door is route.dialect:
         return _passthrough(door, route, body, url, headers, secret)
@@ -229,6 +237,34 @@ def _responses(route: Route, body: dict[str, Any], url: str, headers: dict[str, 
         answer_json=answer,
         error=_converted_error(anthropic_error_to_openai, secret) if anthropic else _plain_error(secret),
         notes=converted.notes,
+        kept=lambda: last[0].kept_response if last else None,
+    )
+
+
+def _responses_passthrough(route: Route, body: dict[str, Any], url: str, headers: dict[str, str], secret: str) -> Plan:
+    """A Responses-native upstream: the client's body with the model renamed and its history expanded."""
+    previous = body.get("previous_response_id")
+    sent = {k: v for k, v in body.items() if k != "previous_response_id"}
+    sent["model"] = route.upstream_model
+    response_id = new_id("resp_")
+    last: list[ResponsesPassthrough] = []
+
+    def tap() -> ResponsesPassthrough:
+        last[:] = [
+            ResponsesPassthrough(model=route.public_name, response_id=response_id, previous_response_id=previous)
+        ]
+        return last[0]
+
+    def answer(raw: bytes) -> tuple[bytes, Usage]:
+        doc = tap().rename(_object(raw))
+        last[0].response = doc
+        return _encode(doc), usage_from_responses(doc.get("usage"))
+
+    return Plan(
+        request=UpstreamRequest(url, headers, _encode(sent)),
+        make_tap=tap,
+        answer_json=answer,
+        error=_plain_error(secret),
         kept=lambda: last[0].kept_response if last else None,
     )
 

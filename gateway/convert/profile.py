@@ -58,6 +58,8 @@ class CapabilityProfile:
     temperature_top_p_exclusive: bool = False
     null_assistant_content: bool = True
     reasoning_efforts: tuple[str, ...] = field(default=("low", "medium", "high"))
+    supports_responses: bool = False
+    """An OpenAI-dialect upstream that serves ``POST /responses`` itself: the Responses door passes through."""
 
     @classmethod
     def for_dialect(cls, dialect: Dialect | str, overrides: Mapping[str, Any] | None = None) -> CapabilityProfile:
