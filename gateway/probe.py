@@ -8,7 +8,10 @@ this order):
 2. streaming — the same with ``stream: true`` (OpenAI: plus ``stream_options.include_usage``);
    2b. OpenAI only, when 2 got a 400: once more without ``stream_options``;
 3. tools — ``get_weather(city)`` with ``tool_choice`` forcing it, non-streaming;
-4. images — a 1x1 red PNG, non-streaming.
+4. images — a 1x1 red PNG, non-streaming;
+5. responses — OpenAI only: ``POST …/responses`` with the same prompt; a Response back means the
+   upstream serves the Responses API itself (``supports_responses``: the Responses door passes
+   through), a 400/404/405 that it does not.
 
 Reasoning sends nothing: the OpenAI replies of 1-2 are inspected for ``reasoning_content``
 (DeepSeek/Qwen), ``reasoning`` (OpenRouter), ``<think>`` tags or reported reasoning tokens;
@@ -34,7 +37,7 @@ from gateway.upstreams.headers import endpoint_url, upstream_headers
 
 __all__ = ["CheckResult", "ProbeResult", "probe"]
 
-CHECKS = ("completion", "streaming", "stream_usage", "tools", "images", "reasoning")
+CHECKS = ("completion", "streaming", "stream_usage", "tools", "images", "reasoning", "responses")
 PROMPT = "Reply with the single word: pong"
 IMAGE_PROMPT = "What color is this pixel? One word."
 TOOL_PROMPT = "What is the weather in Paris? Use the get_weather tool."
@@ -217,6 +220,13 @@ def scrub(text: str, secret: str) -> str:
     return text.replace(secret, "***") if secret and len(secret) >= 4 else text
 
 
+def _safe_json(raw: bytes) -> Any:
+    try:
+        return msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        return None
+
+
 def _is_json_object(raw: str) -> bool:
     try:
         return isinstance(msgspec.json.decode(raw), dict)
@@ -244,9 +254,9 @@ class _Exchange:
 
 
 async def _exchange(
-    session: aiohttp.ClientSession, upstream: Upstream, body: dict[str, Any], timeout_s: float
+    session: aiohttp.ClientSession, upstream: Upstream, body: dict[str, Any], timeout_s: float, endpoint: str = ""
 ) -> _Exchange:
-    endpoint = "messages" if upstream.dialect is Dialect.ANTHROPIC else "chat"
+    endpoint = endpoint or ("messages" if upstream.dialect is Dialect.ANTHROPIC else "chat")
     req = UpstreamRequest(endpoint_url(upstream, endpoint), upstream_headers(upstream, {}), msgspec.json.encode(body))
     limits = Timeouts(connect_s=timeout_s, first_byte_s=timeout_s, idle_s=timeout_s, total_s=timeout_s)
     start = time.monotonic()
@@ -346,6 +356,22 @@ class _Probe:
             self.profile["supports_image_input"] = False
         self.results["images"] = ex.failed("images")
 
+    async def responses(self) -> None:
+        if self.d is Dialect.ANTHROPIC:
+            self.put("responses", False, None, "not applicable: the Responses door converts for Anthropic upstreams")
+            return
+        body = {"model": self.model, "input": PROMPT, "max_output_tokens": 32}
+        ex = await _exchange(self.session, self.upstream, body, self.timeout_s, "responses")
+        if ex.status == 200 and isinstance(_dict(_safe_json(ex.body)).get("output"), list):
+            self.profile["supports_responses"] = True
+            self.put("responses", True, ex.latency_ms, "serves the Responses API: the Responses door passes through")
+            return
+        if ex.status in (400, 404, 405) or ex.status == 200:
+            self.profile["supports_responses"] = False
+            self.put("responses", False, ex.latency_ms, "no Responses API: the Responses door converts to chat")
+            return
+        self.results["responses"] = ex.failed("responses")
+
     def reasoning(self) -> None:
         if self.d is Dialect.ANTHROPIC:
             self.put("reasoning", True, None, "native thinking")
@@ -376,4 +402,5 @@ async def probe(
         await run.tools()
         await run.images()
         run.reasoning()
+        await run.responses()
     return run.result()

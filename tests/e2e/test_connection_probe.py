@@ -72,18 +72,21 @@ async def test_healthy_openai_upstream(up: FakeUpstream) -> None:
         "tools",
         "images",
         "reasoning",
+        "responses",
     ]
     assert result.ok
     assert all(c.ok for c in result.checks if c.name != "reasoning")
     assert by_name(result)["reasoning"] == (False, "no reasoning output seen")
     assert by_name(result)["completion"] == (True, "replied 'pong'")
     assert all(c.latency_ms is not None and c.latency_ms >= 0 for c in result.checks[:2])
-    assert result.profile == {"supports_stream_options": True, "supports_image_input": True}
+    # The fake serves /responses too, so the probe learns the Responses door may pass through.
+    assert result.profile == {"supports_stream_options": True, "supports_image_input": True, "supports_responses": True}
     assert result.capabilities == ["tools", "vision", "streaming"]
     CapabilityProfile.for_dialect(Dialect.OPENAI, result.profile)
 
     reqs = up.requests
-    assert [r.path for r in reqs] == ["/v1/chat/completions"] * 4
+    assert [r.path for r in reqs] == ["/v1/chat/completions"] * 4 + ["/v1/responses"]
+    reqs = reqs[:4]
     assert all(r.headers["authorization"] == f"Bearer {SECRET}" for r in reqs)
     assert [r.json.get("stream", False) for r in reqs] == [False, True, False, False]
     assert reqs[1].json["stream_options"] == {"include_usage": True}
@@ -95,7 +98,8 @@ async def test_healthy_openai_upstream(up: FakeUpstream) -> None:
 async def test_healthy_anthropic_upstream(up: FakeUpstream) -> None:
     up.enqueue(*healthy())
     result = await run(upstream(up, Dialect.ANTHROPIC))
-    assert result.ok and all(c.ok for c in result.checks)
+    assert result.ok and all(c.ok for c in result.checks if c.name != "responses")
+    assert by_name(result)["responses"][0] is False
     assert by_name(result)["reasoning"] == (True, "native thinking")
     assert by_name(result)["stream_usage"] == (True, "usage in the stream")
     assert result.profile == {"supports_image_input": True}
@@ -110,13 +114,20 @@ async def test_healthy_anthropic_upstream(up: FakeUpstream) -> None:
     assert reqs[3].json["messages"][0]["content"][1]["type"] == "image"
 
 
+async def test_an_upstream_without_the_responses_api_is_learned(up: FakeUpstream) -> None:
+    up.enqueue(*healthy(), Reply(status=404, text="no such route"))
+    result = await run(upstream(up, Dialect.OPENAI))
+    assert result.profile["supports_responses"] is False
+    assert by_name(result)["responses"] == (False, "no Responses API: the Responses door converts to chat")
+
+
 async def test_reasoning_content_means_deepseek_dialect(up: FakeUpstream) -> None:
     up.enqueue(*healthy(reasoning="The user wants pong."))
     result = await run(upstream(up, Dialect.OPENAI))
     assert all(c.ok for c in result.checks)
     assert result.profile["reasoning_dialect"] == "deepseek"
     assert "reasoning" in result.capabilities
-    assert len(up.requests) == 4  # no extra reasoning request
+    assert len(up.requests) == 5  # no extra reasoning request (the fifth is the Responses check)
 
 
 async def test_reasoning_field_means_openrouter_dialect(up: FakeUpstream) -> None:
@@ -145,7 +156,7 @@ async def test_stream_options_rejected_is_retried_without(up: FakeUpstream) -> N
     assert by_name(result)["streaming"][0] is True
     assert by_name(result)["stream_usage"] == (False, "no usage in the stream; stream_options rejected")
     reqs = up.requests
-    assert len(reqs) == 5
+    assert len(reqs) == 6  # the last one is the Responses check
     assert "stream_options" in reqs[1].json and "stream_options" not in reqs[2].json
     assert reqs[2].json["stream"] is True
 
@@ -158,7 +169,7 @@ async def test_upstream_down_skips_the_rest() -> None:
     assert not result.ok
     completion, *rest = result.checks
     assert not completion.ok and "cannot connect" in completion.detail
-    assert [(c.ok, c.detail, c.latency_ms) for c in rest] == [(False, "skipped", None)] * 5
+    assert [(c.ok, c.detail, c.latency_ms) for c in rest] == [(False, "skipped", None)] * 6
     assert result.profile == {} and result.capabilities == []
 
 
@@ -192,7 +203,7 @@ async def test_html_error_page_is_summarised(up: FakeUpstream) -> None:
     # a 502 is not final: the other checks still ran
     assert by_name(result)["streaming"][0] is True
     assert by_name(result)["tools"] == (False, "no tool call")
-    assert len(up.requests) == 4
+    assert len(up.requests) == 5  # the last one is the Responses check
 
 
 async def test_unparseable_tool_arguments(up: FakeUpstream) -> None:
@@ -213,5 +224,5 @@ async def test_max_completion_tokens_is_learned(up: FakeUpstream) -> None:
     assert result.ok and result.profile["max_tokens_field"] == "max_completion_tokens"
     CapabilityProfile.for_dialect(Dialect.OPENAI, result.profile)
     reqs = up.requests
-    assert len(reqs) == 5 and "max_tokens" in reqs[0].json
-    assert all("max_tokens" not in r.json and r.json["max_completion_tokens"] <= 64 for r in reqs[1:])
+    assert len(reqs) == 6 and "max_tokens" in reqs[0].json
+    assert all("max_tokens" not in r.json and r.json["max_completion_tokens"] <= 64 for r in reqs[1:5])
