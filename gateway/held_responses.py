@@ -76,30 +76,39 @@ async def expand(store: ConversationStore, principal: Principal, body: dict[str,
     return {**body, "input": [*held, *as_items(body.get("input"))]}
 
 
-def keeper(store: ConversationStore, principal: Principal, body: dict[str, Any]) -> Any:
-    """The ``Call.on_complete`` hook that keeps this call's turn, or None when the client said not to."""
-    if body.get("store") is False:
-        return None
-    items = [
-        item if item.get("id") else {**item, "id": "msg_" + secrets.token_hex(12)}
-        for item in as_items(body.get("input"))
-    ]
-    include = "reasoning.encrypted_content" in (body.get("include") or [])
+class ResponseKeeper:
+    """Keeps one Responses call's turn (``gateway.relay.Keeper``)."""
 
-    async def keep(response: dict[str, Any]) -> None:
-        payload = {"input": items, "response": response, "include": include}
-        kept = await store.put(
+    def __init__(self, store: ConversationStore, principal: Principal, body: dict[str, Any]) -> None:
+        self.settled = False
+        self._store = store
+        self._principal = principal
+        self._parent = body.get("previous_response_id")
+        self._items = [
+            item if item.get("id") else {**item, "id": _item_id(item)} for item in as_items(body.get("input"))
+        ]
+        self._include = "reasoning.encrypted_content" in (body.get("include") or [])
+
+    async def complete(self, reply: dict[str, Any]) -> None:
+        payload = {"input": self._items, "response": reply, "include": self._include}
+        kept = await self._store.put(
             KIND,
-            str(response["id"]),
+            str(reply["id"]),
             payload,
-            tenant_id=principal.tenant_id,
-            key_id=principal.key_id,
-            parent_id=body.get("previous_response_id"),
+            tenant_id=self._principal.tenant_id,
+            key_id=self._principal.key_id,
+            parent_id=self._parent,
         )
         if not kept:
-            log.warning("response %s not kept: larger than RELAY_CONVERSATION_MAX_BYTES", response["id"])
+            log.warning("response %s not kept: larger than RELAY_CONVERSATION_MAX_BYTES", reply["id"])
 
-    return keep
+    async def abandon(self) -> None:
+        return None
+
+
+def keeper(store: ConversationStore, principal: Principal, body: dict[str, Any]) -> ResponseKeeper | None:
+    """The keeper of this call's turn, or None when the client said not to keep it."""
+    return None if body.get("store") is False else ResponseKeeper(store, principal, body)
 
 
 def _item_id(item: dict[str, Any]) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import msgspec
@@ -39,6 +39,7 @@ from gateway.convert import (
     usage_from_anthropic,
     usage_from_openai,
 )
+from gateway.convert.a_accumulate import accumulate_message
 from gateway.domain import Dialect, Route, Usage
 from gateway.errors import UpstreamError
 from gateway.passthrough import (
@@ -95,8 +96,11 @@ def make_plan(
     client_headers: Mapping[str, str],
     beta_defaults: tuple[str, ...],
     envelope_key: bytes = b"",
+    *,
+    keep: bool = False,
 ) -> Plan:
-    """``envelope_key`` authenticates the reasoning a Responses client carries between turns."""
+    """``envelope_key`` authenticates the reasoning a Responses client carries between turns; ``keep``
+    records an Anthropic-door reply (a thread Relay holds) for ``Plan.kept``."""
     if route.thinking:
         body = enable_thinking(body, dialect=door, budget=THINKING_BUDGET)
     endpoint = "messages" if route.dialect is Dialect.ANTHROPIC else "chat"
@@ -108,11 +112,71 @@ def make_plan(
             return _responses_passthrough(route, body, endpoint_url(route.upstream, "responses"), headers, secret)
         return _responses(route, body, url, headers, secret, envelope_key)
     if door is route.dialect:
-        return _passthrough(door, route, body, url, headers, secret)
-    profile = CapabilityProfile.for_dialect(route.dialect, route.profile)
-    if door is Dialect.ANTHROPIC:
-        return _anthropic_to_openai(route, body, url, headers, profile, secret)
-    return _openai_to_anthropic(route, body, url, headers, profile, secret)
+        plan = _passthrough(door, route, body, url, headers, secret)
+    elif door is Dialect.ANTHROPIC:
+        profile = CapabilityProfile.for_dialect(route.dialect, route.profile)
+        plan = _anthropic_to_openai(route, body, url, headers, profile, secret)
+    else:
+        profile = CapabilityProfile.for_dialect(route.dialect, route.profile)
+        return _openai_to_anthropic(route, body, url, headers, profile, secret)
+    return _recorded(plan) if keep and door is Dialect.ANTHROPIC else plan
+
+
+class _Recorder:
+    """A tap that also keeps every event it sends, to fold the message a held thread stores.
+
+    It has no ``pass_raw``, so the relay decodes every event of a recorded stream.
+    """
+
+    def __init__(self, inner: StreamTap) -> None:
+        self.inner = inner
+        self.events: list[SSEEvent] = []
+
+    @property
+    def usage(self) -> Usage:
+        return self.inner.usage
+
+    @property
+    def finished(self) -> bool:
+        return self.inner.finished
+
+    def _kept(self, events: list[SSEEvent]) -> list[SSEEvent]:
+        self.events.extend(events)
+        return events
+
+    def feed(self, ev: SSEEvent) -> list[SSEEvent]:
+        return self._kept(self.inner.feed(ev))
+
+    def finish(self) -> list[SSEEvent]:
+        return self._kept(self.inner.finish())
+
+    def fail(self, message: str, error_type: str = "api_error") -> list[SSEEvent]:
+        return self._kept(self.inner.fail(message, error_type))
+
+
+def _recorded(plan: Plan) -> Plan:
+    """``plan`` whose Anthropic reply, streamed or not, is kept whole for ``Plan.kept``."""
+    seen: dict[str, Any] = {}
+
+    def tap() -> StreamTap:
+        seen["tap"] = recorder = _Recorder(plan.make_tap())
+        return recorder
+
+    def answer(raw: bytes) -> tuple[bytes, Usage]:
+        body, usage = plan.answer_json(raw)
+        seen["message"] = _decode(body)
+        return body, usage
+
+    def kept() -> dict[str, Any] | None:
+        if "message" in seen:
+            return dict(seen["message"])
+        recorder = seen.get("tap")
+        if recorder is None or not any(e.event == "message_stop" for e in recorder.events[-3:]):
+            return None
+        message: dict[str, Any] = accumulate_message(e for e in recorder.events if e.event != "ping")
+        return message
+
+    return replace(plan, make_tap=tap, answer_json=answer, kept=kept)
 
 
 def _passthrough(
@@ -121,7 +185,10 @@ def _passthrough(
     public = route.public_name
     notes: list[str] = []
     if door is Dialect.ANTHROPIC:
-        body, notes = sanitize_anthropic_body(body)
+        # A continued thread the upstream holds carries only the new turn: its tool results are not orphans.
+        thread = body.get("thread")
+        continued = isinstance(thread, dict) and thread.get("type") == "continue"
+        body, notes = sanitize_anthropic_body(body, pair=not continued)
         body["model"] = route.upstream_model
         return Plan(
             request=UpstreamRequest(url, headers, _encode(body)),

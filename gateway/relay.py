@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import msgspec
@@ -57,13 +57,23 @@ class Call:
     """Tokens and micro-USD of every attempt so far (fallbacks included), for settling the ticket."""
     client_request_id: str | None = None
     """The caller's own ``x-request-id``, for correlation only (never the ledger's key)."""
-    on_complete: Callable[[dict[str, Any]], Awaitable[None]] | None = None
-    """Called with the final Response of a completed Responses call before its last byte is sent
-    (the conversation store keeps it, so a client that continues at once finds it)."""
+    keeper: Keeper | None = None
+    """Keeps a server-held conversation's turn: ``complete`` with the final reply before its last byte
+    is sent (so a client that continues at once finds it), else ``abandon`` when the call ends."""
 
     @property
     def stream(self) -> bool:
         return self.body.get("stream") is True
+
+
+class Keeper(Protocol):
+    """What the relay asks of a server-held conversation (``gateway.held_responses``, ``gateway.held_threads``)."""
+
+    settled: bool
+
+    async def complete(self, reply: dict[str, Any]) -> None: ...
+
+    async def abandon(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,9 +123,11 @@ class Relay:
             reply = await self._call_with_fallbacks(call, fallbacks)
         except BaseException:
             self._settle(call)
+            self._abandon(call)
             raise
         if isinstance(reply, JSONReply):
             self._settle(call)
+            self._abandon(call)
             return reply
         return StreamReply(headers=reply.headers, chunks=self._settled_after(call, reply.chunks))
 
@@ -126,6 +138,17 @@ class Relay:
         finally:
             await chunks.aclose()  # type: ignore[attr-defined]
             self._settle(call)
+            self._abandon(call)
+
+    def _abandon(self, call: Call) -> None:
+        """A call that ended without keeping its turn lets go of it, off the response path."""
+        keeper = call.keeper
+        if keeper is None or keeper.settled:
+            return
+        keeper.settled = True
+        task = asyncio.create_task(keeper.abandon())
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
 
     def _settle(self, call: Call) -> None:
         """Release the call's limits and charge its real cost, off the response path."""
@@ -168,7 +191,15 @@ class Relay:
         raise AssertionError("unreachable: the loop returns or raises")
 
     async def _attempt(self, call: Call) -> JSONReply | StreamReply:
-        plan = make_plan(call.door, call.route, call.body, call.headers, self._beta_defaults, self._envelope_key)
+        plan = make_plan(
+            call.door,
+            call.route,
+            call.body,
+            call.headers,
+            self._beta_defaults,
+            self._envelope_key,
+            keep=call.keeper is not None,
+        )
         call.notes = plan.notes
         upstream_id = call.route.upstream.id
         if not self._breakers.allow(upstream_id):
@@ -363,15 +394,18 @@ class Relay:
 
 
 async def _completed(call: Call, plan: Plan) -> None:
-    """Hand a completed call's final Response to ``call.on_complete`` (once; never failing the reply)."""
-    hook, call.on_complete = call.on_complete, None
-    kept = plan.kept() if hook is not None and plan.kept is not None else None
-    if hook is None or kept is None or kept.get("status") == "failed":
+    """Hand a completed call's final reply to its keeper (once; never failing the reply)."""
+    keeper = call.keeper
+    if keeper is None or keeper.settled or plan.kept is None:
         return
+    kept = plan.kept()
+    if kept is None or kept.get("status") == "failed":
+        return
+    keeper.settled = True
     try:
-        await hook(kept)
+        await keeper.complete(kept)
     except Exception:
-        log.warning("could not keep response %s for request %s", kept.get("id"), call.request_id, exc_info=True)
+        log.warning("could not keep reply %s of request %s", kept.get("id"), call.request_id, exc_info=True)
 
 
 _PING = {

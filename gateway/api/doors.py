@@ -19,7 +19,7 @@ from typing import Any
 
 from litestar import Litestar
 
-from gateway import held_responses
+from gateway import held_responses, held_threads
 from gateway.api.asgi import ClientGone, Receive, Scope, Send, read_body, request_headers, send_json, send_stream
 from gateway.api.errors import render_error
 from gateway.api.validate import parse_body
@@ -27,7 +27,7 @@ from gateway.auth import extract_key
 from gateway.domain import Dialect
 from gateway.errors import GatewayError, InvalidRequest
 from gateway.metering.limits import Estimate, estimate_request
-from gateway.relay import Call, JSONReply, StreamReply
+from gateway.relay import Call, JSONReply, Keeper, StreamReply
 from gateway.services import Services
 from gateway.upstreams.headers import client_request_id
 
@@ -101,10 +101,12 @@ async def _call(
     principal = await services.auth.authenticate(extract_key(headers))
     body = parse_body(raw, door, count_tokens=count_tokens)
     route = await services.router.resolve(principal, body["model"])
-    keep = None
+    keep: Keeper | None = None
     if door is Dialect.RESPONSES:
         body = await held_responses.expand(services.conversations, principal, body)
         keep = held_responses.keeper(services.conversations, principal, body)
+    elif "thread" in body and not count_tokens:
+        body, headers, keep = await held_threads.prepare(services.conversations, principal, route, body, headers)
     return Call(
         request_id=request_id,
         principal=principal,
@@ -113,7 +115,7 @@ async def _call(
         body=body,
         headers=headers,
         client_request_id=client_id,
-        on_complete=keep,
+        keeper=keep,
     )
 
 

@@ -43,6 +43,8 @@ _BOOL_PROFILE_KEYS = frozenset(
     {
         "supports_stream_options",
         "supports_top_k",
+        "supports_responses",
+        "supports_threads",
         "supports_parallel_tool_calls_param",
         "supports_image_input",
         "supports_pdf_input",

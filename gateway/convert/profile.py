@@ -60,6 +60,8 @@ class CapabilityProfile:
     reasoning_efforts: tuple[str, ...] = field(default=("low", "medium", "high"))
     supports_responses: bool = False
     """An OpenAI-dialect upstream that serves ``POST /responses`` itself: the Responses door passes through."""
+    supports_threads: bool = False
+    """An Anthropic upstream that holds message threads itself (the Claude API): ``thread`` is forwarded."""
 
     @classmethod
     def for_dialect(cls, dialect: Dialect | str, overrides: Mapping[str, Any] | None = None) -> CapabilityProfile:

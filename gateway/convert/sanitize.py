@@ -131,8 +131,12 @@ def _pair(messages: list[Msg], notes: list[str]) -> list[Msg]:
     return out
 
 
-def sanitize_messages(messages: list[Any], *, for_anthropic: bool, notes: list[str]) -> list[Msg]:
-    """Clean, merge and pair a message list; ``notes`` receives what changed."""
+def sanitize_messages(messages: list[Any], *, for_anthropic: bool, notes: list[str], pair: bool = True) -> list[Msg]:
+    """Clean, merge and pair a message list; ``notes`` receives what changed.
+
+    ``pair=False`` leaves tool results where they are: the continued turn of an upstream-held
+    thread answers tool uses the upstream holds, so they are not orphans.
+    """
     cleaned: list[Msg] = []
     for raw in messages:
         msg = dict(raw)
@@ -145,8 +149,8 @@ def sanitize_messages(messages: list[Any], *, for_anthropic: bool, notes: list[s
     kept = [m for i, m in enumerate(cleaned) if m["role"] == "system" or m["content"] or _is_prefill(m, i, last)]
     if len(kept) != len(cleaned):
         notes.append("empty_message_dropped")
-    out = _pair(_merge(kept), notes)
-    if for_anthropic:
+    out = _pair(_merge(kept), notes) if pair else _merge(kept)
+    if for_anthropic and pair:
         first = next((m for m in out if m["role"] != "system"), None)
         if first is not None and first["role"] == "assistant":
             out.insert(out.index(first), {"role": "user", "content": [{"type": "text", "text": CONVERSATION_START}]})
@@ -194,7 +198,7 @@ def _limit_cache_breakpoints(body: dict[str, Any], notes: list[str]) -> None:
 
 
 def sanitize_anthropic_body(
-    body: dict[str, Any], *, for_anthropic: bool = True, strict_thinking: bool = False
+    body: dict[str, Any], *, for_anthropic: bool = True, strict_thinking: bool = False, pair: bool = True
 ) -> tuple[dict[str, Any], list[str]]:
     """Sanitize a whole A request body. ``for_anthropic``: the upstream is real Anthropic.
 
@@ -204,7 +208,7 @@ def sanitize_anthropic_body(
     """
     notes: list[str] = []
     out = dict(body)
-    out["messages"] = sanitize_messages(body.get("messages") or [], for_anthropic=for_anthropic, notes=notes)
+    out["messages"] = sanitize_messages(body.get("messages") or [], for_anthropic=for_anthropic, notes=notes, pair=pair)
     if for_anthropic:
         if isinstance(out.get("system"), list):
             out["system"] = [dict(b) for b in out["system"]]
