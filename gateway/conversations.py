@@ -20,6 +20,7 @@ not stored: the client replays its history instead, rather than Relay truncating
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import zlib
@@ -45,6 +46,7 @@ Kind = Literal["response", "thread"]
 IN_FLIGHT = "in_flight"
 DONE = "done"
 PURGE_BATCH = 1000
+PURGE_EVERY_S = 3600.0
 ID_MAX = 64
 _VERSION = b"\x01"
 _NONCE = 12
@@ -100,6 +102,7 @@ class ConversationStore:
         self._ttl = timedelta(seconds=ttl_s)
         self._max_bytes = max_bytes
         self._clock = clock
+        self._purging: asyncio.Task[None] | None = None
 
     @property
     def max_bytes(self) -> int:
@@ -298,10 +301,37 @@ class ConversationStore:
 
     async def retention(self, tenant_id: str) -> tuple[int, int]:
         """A tenant's live stored turns and their total plaintext size in bytes."""
-        t = ConversationTurn
-        query = sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(t.size_bytes), 0)).where(
-            t.tenant_id == tenant_id, t.expires_at > self._clock()
-        )
         async with self._sessions() as session:
-            count, size = (await session.execute(query)).one()
-        return int(count), int(size)
+            return await held_conversations(session, tenant_id, self._clock())
+
+    def start_purging(self, every_s: float = PURGE_EVERY_S) -> None:
+        """Delete expired turns now and then, off the request path (one task per process)."""
+        if self._purging is None:
+            self._purging = asyncio.create_task(self._purge_forever(every_s), name="relay-conversation-purge")
+
+    async def _purge_forever(self, every_s: float) -> None:
+        while True:
+            try:
+                deleted = await self.purge_expired()
+                if deleted:
+                    log.info("conversations: purged %d expired turns", deleted)
+            except Exception as exc:  # the next round tries again
+                log.warning("conversations: purging expired turns failed: %s", type(exc).__name__)
+            await asyncio.sleep(every_s)
+
+    async def close(self) -> None:
+        if self._purging is not None:
+            self._purging.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._purging
+            self._purging = None
+
+
+async def held_conversations(session: AsyncSession, tenant_id: str, now: datetime | None = None) -> tuple[int, int]:
+    """A tenant's live stored turns and their total plaintext size in bytes (``relay usage``, the admin UI)."""
+    t = ConversationTurn
+    query = sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(t.size_bytes), 0)).where(
+        t.tenant_id == tenant_id, t.expires_at > (now or _utcnow())
+    )
+    count, size = (await session.execute(query)).one()
+    return int(count), int(size)

@@ -72,6 +72,7 @@ class Services:
         conversations = ConversationStore(
             sessions, settings.secret_key, ttl_s=settings.conversation_ttl_s, max_bytes=settings.conversation_max_bytes
         )
+        conversations.start_purging()
         return cls(
             conversations=conversations,
             settings=settings,
@@ -99,6 +100,7 @@ class Services:
         )
 
     async def close(self) -> None:
+        await self.conversations.close()
         await self.invalidation.close()
         await self.meter.close()
         await self.http.close()

@@ -14,6 +14,7 @@ from admin_ui.guard import admin_of
 from admin_ui.lookups import tenant_of
 from admin_ui.web import money, page, services_of, url_with
 from gateway.errors import InvalidRequest
+from gateway.conversations import held_conversations
 from gateway.manage import keys, usage
 from gateway.manage.usage import UsageQuery, UsageRow
 
@@ -33,6 +34,7 @@ async def dashboard(request: Request[Any, Any, Any], range: FromQuery[str] = "24
     async with services_of(request).sessions() as db:
         data = await stats.dashboard(db, admin.tenant_id, range)
         has_keys = bool(await keys.list_keys(db, tenant=await tenant_of(db, admin.tenant_id)))
+        held = await held_conversations(db, admin.tenant_id)
     points = [(b.label, float(b.totals.requests), f"{b.totals.requests:,}", b.title) for b in data.series]
     requests = charts.columns(points, width=960, height=220)
     requests_narrow = charts.columns(points, width=480)  # shown instead on small screens (CSS)
@@ -72,6 +74,8 @@ async def dashboard(request: Request[Any, Any, Any], range: FromQuery[str] = "24
         by_key=by_key,
         key_label=_key_label,
         has_keys=has_keys,
+        held=held,
+        held_days=services_of(request).settings.conversation_ttl_s / 86400,
     )
 
 

@@ -452,6 +452,7 @@ async def tokens_revoke(args: argparse.Namespace, settings: Settings) -> int:
 
 async def usage_report(args: argparse.Namespace, settings: Settings) -> int:
     """A tenant's usage from the daily rollup: totals, and rows by day, model or key."""
+    from gateway.conversations import held_conversations
     from gateway.manage import usage
 
     async with _session(settings) as session:
@@ -465,6 +466,7 @@ async def usage_report(args: argparse.Namespace, settings: Settings) -> int:
             model=args.model,
         )
         report = await usage.summary(session, query, args.by)
+        held, held_bytes = await held_conversations(session, tenant.id)
     if args.json:
         rows = []
         for r in report.rows:
@@ -482,6 +484,7 @@ async def usage_report(args: argparse.Namespace, settings: Settings) -> int:
             "group_by": args.by,
             "totals": report.totals.to_dict(),
             "rows": rows,
+            "held_conversations": {"turns": held, "bytes": held_bytes},
         }
         print(json.dumps(doc, indent=2))
         return 0
@@ -497,6 +500,10 @@ async def usage_report(args: argparse.Namespace, settings: Settings) -> int:
     print(f"usage of tenant {tenant.name}, {span} (whole UTC days)")
     for line in lines:
         print("  ".join([line[0].ljust(widths[0]), *(c.rjust(w) for c, w in zip(line[1:], widths[1:], strict=True))]))
+    # Conversations Relay holds for this tenant now (Responses previous_response_id, Anthropic threads).
+    print(
+        f"held conversations: {held:,} turns, {held_bytes:,} bytes, kept {settings.conversation_ttl_s / 86400:g} days"
+    )
     return 0
 
 

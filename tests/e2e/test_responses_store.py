@@ -8,6 +8,9 @@ visible to the key that made it and to no other key.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from typing import Any
 
 import openai
@@ -137,3 +140,19 @@ def test_kept_reasoning_carry_survives_without_include(world):
     api.responses.create(model="my-claude", input="q2", previous_response_id=first.id, reasoning={"effort": "low"})
     assistant = world.fake.requests[-1].json["messages"][1]
     assert assistant["content"][0]["type"] == "thinking" and assistant["content"][0]["thinking"] == "private chain"
+
+
+def test_held_conversations_are_counted_in_relay_usage(stack, world):
+    world.fake.enqueue(Reply(text="kept"))
+    client(world).responses.create(model="my-gpt", input="remember this")
+    env = {
+        **os.environ,
+        "RELAY_DATABASE_URL": stack.settings.database_url,
+        "RELAY_SECRET_KEY": stack.settings.secret_key,
+    }
+    args = [sys.executable, "-m", "gateway", "usage", "--tenant", world.tenant.name, "--json"]
+    out = subprocess.run(args, capture_output=True, text=True, env=env, timeout=60, check=True).stdout
+    held = json.loads(out)["held_conversations"]
+    assert held["turns"] == 1 and held["bytes"] > len("remember this")
+    text = subprocess.run(args[:-1], capture_output=True, text=True, env=env, timeout=60, check=True).stdout
+    assert "held conversations: 1 turns" in text
