@@ -15,6 +15,7 @@ from typing import Any
 
 import openai
 import pytest
+import sqlalchemy as sa
 
 from gateway.testing.fake_upstream import Reply, ToolCall
 
@@ -156,3 +157,26 @@ def test_held_conversations_are_counted_in_relay_usage(stack, world):
     assert held["turns"] == 1 and held["bytes"] > len("remember this")
     text = subprocess.run(args[:-1], capture_output=True, text=True, env=env, timeout=60, check=True).stdout
     assert "held conversations: 1 turns" in text
+
+
+def test_a_continuation_costs_one_indexed_read(stack, world):
+    """Counted at the gateway's own engine: one primary-key SELECT to continue, one INSERT to keep the turn."""
+    seen: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "conversation_turns" in statement:
+            seen.append(statement.split()[0].upper())
+
+    engine = stack.gateway.services.engine.sync_engine
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        api = client(world)
+        world.fake.enqueue(Reply(text="one"))
+        first = api.responses.create(model="my-gpt", input="first")
+        assert seen == ["INSERT"]
+        seen.clear()
+        world.fake.enqueue(Reply(text="two"))
+        api.responses.create(model="my-gpt", input="second", previous_response_id=first.id)
+        assert seen == ["SELECT", "INSERT"]
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
