@@ -165,6 +165,7 @@ def test_admin_day_in_the_browser(tab: Any, stack: Any, fake: Any) -> None:
     tab.go("/dashboard")
     assert page.locator(".stat .value").first.inner_text() == "2"
     assert page.locator("svg.chart rect.bar").count() > 0
+    assert "Held conversations: 0 turns" in page.locator("#held-conversations").inner_text()
     tab.shot("09-dashboard")
     tab.go("/keys")
     tab.shot("10-keys")
