@@ -87,6 +87,12 @@ def enable_thinking(body: dict[str, Any], *, dialect: Dialect | str, budget: int
     if Dialect(dialect) is Dialect.OPENAI:
         out["reasoning_effort"] = effort_for_budget(budget)
         return out
+    if Dialect(dialect) is Dialect.RESPONSES:
+        raw = out.get("reasoning")
+        reasoning: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        if not reasoning.get("effort") or reasoning.get("effort") == "none":
+            out["reasoning"] = {**reasoning, "effort": effort_for_budget(budget)}
+        return out
     budget = max(budget, MIN_BUDGET)
     max_tokens = out.get("max_tokens")
     if isinstance(max_tokens, int):

@@ -252,3 +252,19 @@ def test_unknown_routes_are_a_plain_not_found(world, path, headers, shape):
         assert doc["type"] == "error" and doc["error"]["type"] == "not_found_error"
         assert doc["request_id"] == resp.headers["request-id"]
     assert "model_not_found" not in resp.text
+
+
+@UPSTREAMS
+def test_thinking_suffix_turns_reasoning_on(world, model):
+    world.fake.enqueue(Reply(text="thought it through"))
+    raw = client(world).responses.with_raw_response.create(
+        model=f"{model}-thinking", input="q", max_output_tokens=20000
+    )
+    resp = raw.parse()
+    assert resp.model == f"{model}-thinking" and resp.output_text == "thought it through"
+    body = sent(world)
+    assert body["max_tokens"] == 20000
+    if model == "my-claude":
+        assert body["thinking"]["type"] == "enabled" and 1024 <= body["thinking"]["budget_tokens"] < 20000
+    else:  # the fake's default profile has no reasoning control: dropped, and said so
+        assert "thinking_dropped" in raw.headers["relay-conversion-notes"]
