@@ -101,6 +101,8 @@ class ResponsesConverted:
     """Request fields the Response object repeats."""
     include_reasoning: bool = False
     """The client asked for ``reasoning.encrypted_content``."""
+    paths: dict[tuple[int, int], str] = field(default_factory=dict)
+    """(message, block) of the body → where the client sent it, for errors raised further on."""
 
 
 def flat_name(name: str, namespace: str | None) -> str:
@@ -115,7 +117,7 @@ def responses_request_to_anthropic(body: dict[str, Any], *, carry: Carry) -> Res
     conv = _Items(carry, notes)
     conv.instructions(req.instructions)
     if isinstance(req.input, str):
-        conv.turn("user", [{"type": "text", "text": req.input}])
+        conv.turn("user", [{"type": "text", "text": req.input}], "input")
     else:
         for i, item in enumerate(req.input or []):
             conv.item(i, item)
@@ -142,7 +144,7 @@ def responses_request_to_anthropic(body: dict[str, Any], *, carry: Carry) -> Res
         out["stream"] = True
     echo = {k: body[k] for k in ECHO_FIELDS if k in body}
     include = "reasoning.encrypted_content" in (req.include or [])
-    return ResponsesConverted(out, tuple(dict.fromkeys(notes)), identities, echo, include)
+    return ResponsesConverted(out, tuple(dict.fromkeys(notes)), identities, echo, include, conv.paths)
 
 
 # -- tools --------------------------------------------------------------------------------------
@@ -256,10 +258,15 @@ class _Items:
         self.notes = notes
         self.system: list[str] = []
         self.messages: list[dict[str, Any]] = []
+        self.paths: dict[tuple[int, int], str] = {}
 
-    def turn(self, role: str, blocks: list[Block]) -> None:
-        if blocks:
-            self.messages.append({"role": role, "content": blocks})
+    def turn(self, role: str, blocks: list[Block], at: str, *, per_part: bool = False) -> None:
+        """Append a turn; remember where each block came from (``at``, or ``at[j]`` for content parts)."""
+        if not blocks:
+            return
+        for j in range(len(blocks)):
+            self.paths[(len(self.messages), j)] = f"{at}[{j}]" if per_part else at
+        self.messages.append({"role": role, "content": blocks})
 
     def instructions(self, value: str | list[dict[str, Any]] | None) -> None:
         if isinstance(value, str):
@@ -275,15 +282,16 @@ class _Items:
         if kind is None or kind == "message":
             self._message(item, at)
         elif kind in ("function_call", "custom_tool_call"):
-            self.turn("assistant", [self._call(item, at)])
+            self.turn("assistant", [self._call(item, at)], at)
         elif kind in ("function_call_output", "custom_tool_call_output"):
             call_id = item.get("call_id")
             if not isinstance(call_id, str) or not call_id:
                 raise field_error(f"{at}.call_id", "field required")
             content = self._result_content(item.get("output"), f"{at}.output")
-            self.turn("user", [{"type": "tool_result", "tool_use_id": sanitize_tool_id(call_id), "content": content}])
+            result = {"type": "tool_result", "tool_use_id": sanitize_tool_id(call_id), "content": content}
+            self.turn("user", [result], f"{at}.output")
         elif kind == "reasoning":
-            self.turn("assistant", self._reasoning(item))
+            self.turn("assistant", self._reasoning(item), at)
         elif kind == "item_reference":
             raise field_error(f"{at}.type", "item references are not supported here; send the item itself")
         elif kind in _HOSTED_ITEMS:
@@ -299,7 +307,7 @@ class _Items:
             if text.strip():
                 self.system.append(text)
         elif role in ("user", "assistant"):
-            self.turn(str(role), self._parts(content, f"{at}.content"))
+            self.turn(str(role), self._parts(content, f"{at}.content"), f"{at}.content", per_part=True)
         else:
             raise field_error(f"{at}.role", f"unknown role '{role}'")
 
@@ -407,7 +415,7 @@ def _file(part: dict[str, Any], at: str) -> Block:
         return {**doc, "title": filename} if filename else doc
     if media.startswith("text/"):
         try:
-            return {"type": "text", "text": base64.b64decode(data).decode("utf-8", "replace")}
+            return {"type": "text", "text": base64.b64decode(data, validate=True).decode("utf-8", "replace")}
         except (binascii.Error, ValueError):
             raise field_error(f"{at}.file_data", "invalid base64") from None
     raise field_error(f"{at}.file_data", f"unsupported file type '{media or 'unknown'}'")

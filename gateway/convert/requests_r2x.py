@@ -9,6 +9,7 @@ allows, an opaque user id, and the shared history sanitizer.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import msgspec
@@ -22,12 +23,16 @@ from gateway.convert.sanitize import sanitize_anthropic_body
 from gateway.convert.schema import object_schema
 from gateway.convert.thinking import anthropic_thinking
 from gateway.convert.types import Converted, ResponseHints
+from gateway.errors import InvalidRequest
 
 __all__ = ["for_anthropic", "for_openai"]
 
 
 def for_openai(neutral: ResponsesConverted, *, upstream_model: str, profile: CapabilityProfile) -> Converted:
-    converted = anthropic_request_to_openai(neutral.body, upstream_model=upstream_model, profile=profile)
+    try:
+        converted = anthropic_request_to_openai(neutral.body, upstream_model=upstream_model, profile=profile)
+    except InvalidRequest as exc:
+        raise _in_client_terms(exc, neutral) from None
     notes = tuple(dict.fromkeys(neutral.notes + converted.notes))
     return Converted(body=converted.body, notes=notes, hints=converted.hints)
 
@@ -39,6 +44,8 @@ def for_anthropic(neutral: ResponsesConverted, *, upstream_model: str, profile: 
     effort = config.pop("effort", None) if body.pop("thinking", None) else None
     thinking = anthropic_thinking(effort, body.get("max_tokens"), profile)
     body["max_tokens"] = thinking.max_tokens
+    if effort and effort != "none" and thinking.thinking is None:
+        notes.append("thinking_dropped")  # max_output_tokens leaves no room for a thinking budget
     json_tool = _structured_output(body, config, profile)
     choice = body.get("tool_choice")
     forced = isinstance(choice, dict) and choice.get("type") in ("any", "tool")
@@ -57,6 +64,20 @@ def for_anthropic(neutral: ResponsesConverted, *, upstream_model: str, profile: 
     body, cleaned = sanitize_anthropic_body(body, for_anthropic=True, strict_thinking=True)
     hints = ResponseHints(json_tool=json_tool, provider="anthropic")
     return Converted(body=body, notes=tuple(dict.fromkeys(notes + cleaned)), hints=hints)
+
+
+_BODY_PATH = re.compile(r"^messages\.(\d+)\.content\.(\d+)(?:\.content\.(\d+))?")
+
+
+def _in_client_terms(exc: InvalidRequest, neutral: ResponsesConverted) -> InvalidRequest:
+    """An error naming a place in the converted body, renamed to where the client sent it."""
+    m = _BODY_PATH.match(exc.message)
+    where = neutral.paths.get((int(m.group(1)), int(m.group(2)))) if m else None
+    if m is None or where is None:
+        return exc
+    if m.group(3) is not None:
+        where += f"[{m.group(3)}]"
+    return InvalidRequest(where + exc.message[m.end() :])
 
 
 def _structured_output(body: dict[str, Any], config: dict[str, Any], profile: CapabilityProfile) -> str | None:

@@ -56,6 +56,7 @@ class _Item:
     parts: list[str] = field(default_factory=list)
     signature: str = ""
     tool: ToolIdentity | None = None
+    redacted: bool = False
 
 
 class AnthropicStreamToResponses:
@@ -170,7 +171,7 @@ class AnthropicStreamToResponses:
             return self._opened(item)
         if kind == "redacted_thinking":
             item = self._item({"type": "reasoning", "id": self._new_id("rs_"), "summary": []})
-            item.signature = str(block.get("data") or "")
+            item.signature, item.redacted = str(block.get("data") or ""), True
             return [*self._opened(item), *self._close()]
         if kind == "tool_use":
             return self._tool_start(index, block)
@@ -245,7 +246,7 @@ class AnthropicStreamToResponses:
         if item.doc["type"] == "message":
             part = {"type": "output_text", "text": "", "annotations": []}
             out.append(self._emit("response.content_part.added", **self._at(item), content_index=0, part=part))
-        elif item.doc["type"] == "reasoning" and item.parts and item.parts[0]:
+        elif item.doc["type"] == "reasoning" and item.parts:
             first, item.parts = item.parts[0], []
             out.extend(self._reasoning_delta(item, first))
         return out
@@ -285,6 +286,7 @@ class AnthropicStreamToResponses:
         doc: dict[str, Any]
         if tool.kind == "custom":
             doc = {"type": "custom_tool_call", "id": self._new_id("ctc_"), "call_id": block["id"], "name": tool.name}
+            doc["input"] = ""
         else:
             doc = {"type": "function_call", "id": self._new_id("fc_"), "call_id": block["id"], "name": tool.name}
             doc["arguments"] = ""
@@ -364,8 +366,8 @@ class AnthropicStreamToResponses:
 def _carry(item: _Item, text: str) -> dict[str, str] | None:
     """What the upstream needs back from a reasoning item: a signed block, redacted data, or the text."""
     sig = item.signature
-    if item.doc.get("summary") == [] and sig and not text:
-        return {"k": "redacted", "d": sig}
+    if item.redacted:
+        return {"k": "redacted", "d": sig} if sig else None
     if sig and not is_minted_signature(sig):
         return {"k": "thinking", "t": text, "s": sig}
     return {"k": "reasoning", "t": text} if text else None
@@ -396,6 +398,7 @@ def _skeleton(response_id: str, model: str, created: int, echo: Mapping[str, Any
         "usage": None,
         "user": echo.get("user"),
         "metadata": echo.get("metadata") or {},
+        **{k: echo[k] for k in ("prompt_cache_key", "safety_identifier", "service_tier") if k in echo},
     }
 
 
