@@ -52,7 +52,8 @@ def serve(settings: Settings, *, host: str | None, port: int | None, workers: in
     if password:
         print(f"First run: tenant '{FIRST_TENANT}' and platform admin {FIRST_ADMIN} created.")
         print(f"  password (shown once): {password}")
-    print(f"Relay listening on {base}  (Anthropic door {base}/v1/messages, OpenAI door {base}/v1/chat/completions)")
+    doors = f"Anthropic door {base}/v1/messages, OpenAI doors {base}/v1/chat/completions and {base}/v1/responses"
+    print(f"Relay listening on {base}  ({doors})")
     workers = workers or settings.workers
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Each worker writes its metrics here; /metrics on any worker sums them all.
