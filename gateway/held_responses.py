@@ -5,7 +5,8 @@ Relay keeps each Responses call's transcript unless the client sent ``store: fal
 their sealed ``encrypted_content`` even when the client did not ask for it. A continuation reads
 one row (:mod:`gateway.conversations`) and sends the stored input and output before the new
 input; ``instructions`` and ``tools`` are not inherited, as on OpenAI. The turn is written before
-the reply's last byte, so a client that continues at once finds it. ``store: false`` (Codex's
+the reply's last byte (in memory, written behind in batches: ``ConversationStore.keep``), so a
+client that continues at once finds it. ``store: false`` (Codex's
 mode) leaves nothing behind: such an id, an expired one, or one of another key answers 400
 ``previous_response_not_found``.
 """
@@ -91,7 +92,7 @@ class ResponseKeeper:
 
     async def complete(self, reply: dict[str, Any]) -> None:
         payload = {"input": self._items, "response": reply, "include": self._include}
-        kept = await self._store.put(
+        kept = self._store.keep(
             KIND,
             str(reply["id"]),
             payload,
@@ -100,7 +101,7 @@ class ResponseKeeper:
             parent_id=self._parent,
         )
         if not kept:
-            log.warning("response %s not kept: larger than RELAY_CONVERSATION_MAX_BYTES", reply["id"])
+            log.warning("response %s not kept: larger than RELAY_CONVERSATION_MAX_BYTES, or a taken id", reply["id"])
 
     async def abandon(self) -> None:
         return None

@@ -13,7 +13,7 @@ from admin_ui import charts, stats
 from admin_ui.guard import admin_of
 from admin_ui.lookups import tenant_of
 from admin_ui.web import money, page, services_of, url_with
-from gateway.conversations import held_conversations
+from gateway.conversation_upkeep import held_conversations
 from gateway.errors import InvalidRequest
 from gateway.manage import keys, usage
 from gateway.manage.usage import UsageQuery, UsageRow

@@ -452,7 +452,7 @@ async def tokens_revoke(args: argparse.Namespace, settings: Settings) -> int:
 
 async def usage_report(args: argparse.Namespace, settings: Settings) -> int:
     """A tenant's usage from the daily rollup: totals, and rows by day, model or key."""
-    from gateway.conversations import held_conversations
+    from gateway.conversation_upkeep import held_conversations
     from gateway.manage import usage
 
     async with _session(settings) as session:

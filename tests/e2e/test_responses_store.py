@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from typing import Any
 
 import openai
@@ -160,12 +161,18 @@ def test_held_conversations_are_counted_in_relay_usage(stack, world):
 
 
 def test_a_continuation_costs_one_indexed_read(stack, world):
-    """Counted at the gateway's own engine: one primary-key SELECT to continue, one INSERT to keep the turn."""
+    """Counted at the gateway's engine: one primary-key SELECT to continue; each turn written behind by one INSERT."""
     seen: list[str] = []
 
     def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         if "conversation_turns" in statement:
             seen.append(statement.split()[0].upper())
+
+    def settle(expected: list[str]) -> None:
+        deadline = time.monotonic() + 5
+        while seen != expected and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert seen == expected
 
     engine = stack.gateway.services.engine.sync_engine
     sa.event.listen(engine, "before_cursor_execute", record)
@@ -173,10 +180,27 @@ def test_a_continuation_costs_one_indexed_read(stack, world):
         api = client(world)
         world.fake.enqueue(Reply(text="one"))
         first = api.responses.create(model="my-gpt", input="first")
-        assert seen == ["INSERT"]
+        settle(["INSERT"])  # written behind, off the response path
         seen.clear()
         world.fake.enqueue(Reply(text="two"))
         api.responses.create(model="my-gpt", input="second", previous_response_id=first.id)
-        assert seen == ["SELECT", "INSERT"]
+        settle(["SELECT", "INSERT"])
     finally:
         sa.event.remove(engine, "before_cursor_execute", record)
+
+
+def test_a_turn_answered_by_one_gateway_continues_on_another(stack, world):
+    """Two gateways on one database: the second finds the turn the first kept, though it is written behind."""
+    from support import GatewayServer
+
+    other = GatewayServer(stack.settings).start()
+    try:
+        world.fake.enqueue(Reply(text="from the first gateway"))
+        first = client(world).responses.create(model="my-claude", input="hello")
+        world.fake.enqueue(Reply(text="from the second"))
+        api = openai.OpenAI(base_url=other.url + "/v1", api_key=world.key, max_retries=0)
+        second = api.responses.create(model="my-claude", input="again", previous_response_id=first.id)
+        assert second.output_text == "from the second"
+        assert "from the first gateway" in json.dumps(world.fake.requests[-1].json)
+    finally:
+        other.stop()

@@ -54,7 +54,9 @@ def clock() -> Clock:
 
 @pytest.fixture
 def store(sessions: async_sessionmaker[AsyncSession], backend: tuple[str, Settings], clock: Clock) -> ConversationStore:
-    return ConversationStore(sessions, backend[1].secret_key, ttl_s=TTL, max_bytes=64 * 1024, clock=clock)
+    store = ConversationStore(sessions, backend[1].secret_key, ttl_s=TTL, max_bytes=64 * 1024, clock=clock)
+    store.miss_grace_s = 0.0  # unknown ids answer at once here; test_a_miss_is_looked_up_again covers the grace
+    return store
 
 
 def hexid(prefix: str = "") -> str:
@@ -274,6 +276,53 @@ async def test_retention_counts_live_rows_and_bytes(store: ConversationStore, cl
     assert await store.retention(tenant) == (2, sizes)
     clock.advance(TTL)
     assert await store.retention(tenant) == (0, 0)
+
+
+async def test_kept_turns_are_readable_at_once_and_written_behind(store: ConversationStore, sessions):
+    tenant, key = hexid(), hexid()
+    ids = [hexid("resp_") for _ in range(5)]
+    for rid in ids:
+        assert store.keep("response", rid, transcript(), tenant_id=tenant, key_id=key)
+    assert not store.keep("response", ids[0], transcript(), tenant_id=tenant, key_id=key)  # taken
+    turn = await store.get("response", ids[0], tenant_id=tenant, key_id=key)  # from memory
+    assert turn is not None and turn.payload == transcript()
+    assert await store.get("response", ids[0], tenant_id=tenant, key_id=hexid()) is None  # another key
+    deadline = asyncio.get_running_loop().time() + 5
+    while True:
+        async with sessions() as s:
+            count = (
+                await s.execute(sa.select(sa.func.count()).where(ConversationTurn.tenant_id == tenant))
+            ).scalar_one()
+        if count == 5 or asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(0.01)
+    assert count == 5  # one flush wrote them all
+    assert (await store.get("response", ids[4], tenant_id=tenant, key_id=key)) is not None
+    assert await store.delete("response", ids[4], tenant_id=tenant, key_id=key)
+    await store.close()
+
+
+async def test_close_writes_what_is_still_kept(store: ConversationStore, sessions, backend, clock):
+    tenant, key, rid = hexid(), hexid(), hexid("resp_")
+    store.keep("response", rid, transcript(), tenant_id=tenant, key_id=key)
+    await store.close()
+    fresh = ConversationStore(sessions, backend[1].secret_key, ttl_s=TTL, max_bytes=64 * 1024, clock=clock)
+    assert (await fresh.get("response", rid, tenant_id=tenant, key_id=key)) is not None
+
+
+async def test_a_miss_is_looked_up_again(sessions, backend, clock):
+    """Another process may be writing the turn right now: a miss looks again for ``miss_grace_s``."""
+    tenant, key, rid = hexid(), hexid(), hexid("resp_")
+    reader = ConversationStore(sessions, backend[1].secret_key, ttl_s=TTL, max_bytes=64 * 1024, clock=clock)
+    writer = ConversationStore(sessions, backend[1].secret_key, ttl_s=TTL, max_bytes=64 * 1024, clock=clock)
+
+    async def write_late() -> None:
+        await asyncio.sleep(0.2)
+        await writer.put("response", rid, transcript(), tenant_id=tenant, key_id=key)
+
+    late = asyncio.create_task(write_late())
+    assert (await reader.get("response", rid, tenant_id=tenant, key_id=key)) is not None
+    await late
 
 
 def test_settings_from_env():
