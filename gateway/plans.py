@@ -294,9 +294,14 @@ def _responses(route: Route, body: dict[str, Any], url: str, headers: dict[str, 
     def tap() -> StreamTap:
         if anthropic:
             return writer()
-        hint = count_anthropic_request(neutral.body)
-        return Chained(OpenAIStreamToAnthropic(model=route.public_name, new_id=new_id, input_tokens_hint=hint,
-                                               hints=hints), writer())  # fmt: skip
+        first = OpenAIStreamToAnthropic(
+            model=route.public_name,
+            new_id=new_id,
+            input_tokens_hint=count_anthropic_request(neutral.body),
+            hints=hints,
+            encode=False,
+        )
+        return Chained(first, writer())
 
     return Plan(
         request=UpstreamRequest(url, headers, _encode(converted.body)),

@@ -34,7 +34,15 @@ class _Pending:
 
 
 class AnthropicWriter:
-    def __init__(self, *, model: str, new_id: Callable[[str], str], input_tokens_hint: int, hints: ResponseHints):
+    def __init__(
+        self,
+        *,
+        model: str,
+        new_id: Callable[[str], str],
+        input_tokens_hint: int,
+        hints: ResponseHints,
+        encode: bool = True,
+    ):
         self.model = model
         self.new_id = new_id
         self.hints = hints
@@ -53,12 +61,14 @@ class AnthropicWriter:
         self.blank = ""
         self.usage: Usage | None = None
         self.finished = False
+        self.encode = encode
+        """False inside a converter chain: events carry their ``payload`` and no encoded ``data``."""
 
     # -- framing -------------------------------------------------------------------------------
 
     def _emit(self, name: str, payload: dict[str, Any]) -> SSEEvent:
         self.grammar.check(name, payload)
-        return SSEEvent(name, msgspec.json.encode(payload).decode())
+        return SSEEvent(name, msgspec.json.encode(payload).decode() if self.encode else "", payload)
 
     def start(self) -> list[SSEEvent]:
         if self.grammar.state != "init":

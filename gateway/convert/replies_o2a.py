@@ -18,10 +18,11 @@ from gateway.errors import UpstreamUnavailable
 from gateway.protocols.openai import ChatChunk, ChatCompletion, ChunkChoice, Delta, FunctionDelta, ToolCallDelta
 from gateway.protocols.sse import SSEEvent
 
-__all__ = ["openai_reply_to_anthropic"]
+__all__ = ["as_chunk", "openai_reply_to_anthropic"]
 
 
-def _as_chunk(resp: ChatCompletion) -> ChatChunk:
+def as_chunk(resp: ChatCompletion) -> ChatChunk:
+    """A chat.completion as the one stream chunk that says the same."""
     if not resp.choices:
         raise UpstreamUnavailable("upstream returned no choices")
     choice = resp.choices[0]
@@ -62,5 +63,5 @@ def openai_reply_to_anthropic(
     except msgspec.ValidationError as exc:
         raise UpstreamUnavailable(f"upstream returned an invalid response: {exc}") from None
     stream = OpenAIStreamToAnthropic(model=model, new_id=new_id, hints=hints)
-    events = [*stream.feed_chunk(_as_chunk(resp)), *stream.feed(SSEEvent(None, "[DONE]"))]
+    events = [*stream.feed_chunk(as_chunk(resp)), *stream.feed(SSEEvent(None, "[DONE]"))]
     return accumulate_message(events)

@@ -8,17 +8,21 @@ and stop reasons follow exactly the stream rules.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
 
 from gateway.convert.a_accumulate import STATUS_FOR_ERROR_TYPE
 from gateway.convert.replies_a2o import message_events
-from gateway.convert.replies_o2a import openai_reply_to_anthropic
-from gateway.convert.streams_a2r import AnthropicStreamToResponses
+from gateway.convert.replies_o2a import as_chunk
+from gateway.convert.streams_a2r import AnthropicStreamToResponses, Chained
+from gateway.convert.streams_o2a import OpenAIStreamToAnthropic
 from gateway.convert.types import ResponseHints
 from gateway.errors import UpstreamError, UpstreamUnavailable
 from gateway.protocols.anthropic import MessageResponse
+from gateway.protocols.openai import ChatCompletion
+from gateway.protocols.sse import SSEEvent
 
 __all__ = ["anthropic_reply_to_responses", "openai_reply_to_responses"]
 
@@ -35,15 +39,29 @@ def anthropic_reply_to_responses(body: dict[str, Any], stream: AnthropicStreamTo
         raise UpstreamUnavailable(f"upstream returned an invalid response: {exc}") from None
     for event in message_events(msg):
         stream.feed(event)
+    return _final(stream)
+
+
+def _final(stream: AnthropicStreamToResponses) -> dict[str, Any]:
     response = stream.response
     if response is None or response["status"] == "failed":
         message = (response or {}).get("error", {}).get("message") or "upstream reply could not be converted"
+        if response is not None and response["error"].get("code") == "rate_limit_exceeded":
+            raise UpstreamError(str(message), status_code=429, error_type="rate_limit_error")
         raise UpstreamUnavailable(str(message))
     return response
 
 
 def openai_reply_to_responses(
-    body: dict[str, Any], stream: AnthropicStreamToResponses, *, new_id: Any, hints: ResponseHints
+    body: dict[str, Any], stream: AnthropicStreamToResponses, *, new_id: Callable[[str], str], hints: ResponseHints
 ) -> dict[str, Any]:
-    message = openai_reply_to_anthropic(body, model="relay", new_id=new_id, hints=hints)
-    return anthropic_reply_to_responses(message, stream)
+    """The chat.completion replayed as one chunk through ``OpenAIStreamToAnthropic`` into ``stream``."""
+    try:
+        completion = msgspec.convert(body, ChatCompletion)
+    except msgspec.ValidationError as exc:
+        raise UpstreamUnavailable(f"upstream returned an invalid response: {exc}") from None
+    first = OpenAIStreamToAnthropic(model="relay", new_id=new_id, hints=hints, encode=False)
+    chain = Chained(first, stream)
+    chain.feed_chunk(as_chunk(completion))
+    chain.feed(SSEEvent(None, "[DONE]"))
+    return _final(stream)

@@ -23,8 +23,10 @@ from gateway.convert.grammar_responses import ResponsesGrammar
 from gateway.convert.ids import is_minted_signature
 from gateway.convert.jsonargs import parse_arguments
 from gateway.convert.requests_r2a import ResponsesConverted, ToolIdentity
+from gateway.convert.streams_o2a import OpenAIStreamToAnthropic
 from gateway.convert.usage import usage_from_anthropic
 from gateway.domain import Usage
+from gateway.protocols.openai import ChatChunk
 from gateway.protocols.sse import SSEEvent
 
 __all__ = ["AnthropicStreamToResponses", "Chained", "responses_usage"]
@@ -134,12 +136,16 @@ class AnthropicStreamToResponses:
     # -- input -----------------------------------------------------------------------------------
 
     def feed(self, event: SSEEvent) -> list[SSEEvent]:
-        if self.finished or not event.data.strip():
+        if self.finished:
             return []
-        try:
-            payload = msgspec.json.decode(event.data)
-        except msgspec.DecodeError:
-            return self.fail("upstream sent a malformed event")
+        payload = event.payload
+        if payload is None:
+            if not event.data.strip():
+                return []
+            try:
+                payload = msgspec.json.decode(event.data)
+            except msgspec.DecodeError:
+                return self.fail("upstream sent a malformed event")
         if not isinstance(payload, dict):
             return self.fail("upstream sent a malformed event")
         handler = getattr(self, f"_on_{payload.get('type') or event.event}", None)
@@ -440,6 +446,12 @@ class Chained:
 
     def feed(self, ev: SSEEvent) -> list[SSEEvent]:
         return [out for mid in self.first.feed(ev) for out in self.last.feed(mid)]
+
+    def feed_chunk(self, chunk: ChatChunk) -> list[SSEEvent]:
+        """An already decoded chunk (a non-streamed reply replayed as one)."""
+        first = self.first
+        assert isinstance(first, OpenAIStreamToAnthropic)
+        return [out for mid in first.feed_chunk(chunk) for out in self.last.feed(mid)]
 
     def finish(self) -> list[SSEEvent]:
         out = [o for mid in self.first.finish() for o in self.last.feed(mid)]

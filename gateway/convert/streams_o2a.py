@@ -36,10 +36,14 @@ class OpenAIStreamToAnthropic:
         new_id: Callable[[str], str],
         input_tokens_hint: int = 0,
         hints: ResponseHints | None = None,
+        encode: bool = True,
     ) -> None:
+        """``encode=False`` when another converter consumes the events (their ``payload``, not their text)."""
         hints = hints or ResponseHints()
         self._reader = OChunkReader(hints)
-        self._writer = AnthropicWriter(model=model, new_id=new_id, input_tokens_hint=input_tokens_hint, hints=hints)
+        self._writer = AnthropicWriter(
+            model=model, new_id=new_id, input_tokens_hint=input_tokens_hint, hints=hints, encode=encode
+        )
         self._done = False
 
     @property

@@ -8,17 +8,23 @@ CR line endings, comment lines (``: keep-alive``), multi-line ``data:`` fields j
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = ["SSEDecoder", "SSEError", "SSEEvent", "encode_event"]
 
 
 @dataclass(frozen=True, slots=True)
 class SSEEvent:
-    """One dispatched event: its ``event:`` name (None when absent) and its joined ``data:``."""
+    """One dispatched event: its ``event:`` name (None when absent) and its joined ``data:``.
+
+    ``payload`` is the decoded JSON when a converter made the event itself, so the next converter in a
+    chain need not decode what the previous one just encoded (``data`` may then be empty).
+    """
 
     event: str | None
     data: str
+    payload: Any = field(default=None, compare=False, repr=False)
 
 
 class SSEError(ValueError):
