@@ -270,7 +270,7 @@ def _responses(route: Route, body: dict[str, Any], url: str, headers: dict[str, 
     created = int(time.time())
     last: list[AnthropicStreamToResponses] = []
 
-    def writer() -> AnthropicStreamToResponses:
+    def writer(encode: bool = True) -> AnthropicStreamToResponses:
         last[:] = [
             AnthropicStreamToResponses(
                 model=route.public_name,
@@ -280,6 +280,7 @@ def _responses(route: Route, body: dict[str, Any], url: str, headers: dict[str, 
                 shape=neutral,
                 seal=lambda carry: envelope.seal(key, carry),
                 json_tool=hints.json_tool,
+                encode=encode,
             )
         ]
         return last[0]
@@ -287,8 +288,9 @@ def _responses(route: Route, body: dict[str, Any], url: str, headers: dict[str, 
     def answer(raw: bytes) -> tuple[bytes, Usage]:
         doc = _object(raw)
         if anthropic:
-            return _encode(anthropic_reply_to_responses(doc, writer())), usage_from_anthropic(doc.get("usage"))
-        out = openai_reply_to_responses(doc, writer(), new_id=new_id, hints=hints)
+            out = anthropic_reply_to_responses(doc, writer(encode=False))
+            return _encode(out), usage_from_anthropic(doc.get("usage"))
+        out = openai_reply_to_responses(doc, writer(encode=False), new_id=new_id, hints=hints)
         return _encode(out), usage_from_openai(doc.get("usage"))
 
     def tap() -> StreamTap:

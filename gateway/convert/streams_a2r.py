@@ -78,7 +78,10 @@ class AnthropicStreamToResponses:
         shape: ResponsesConverted,
         seal: Callable[[dict[str, str]], str],
         json_tool: str | None = None,
+        encode: bool = True,
     ) -> None:
+        """``encode=False`` for a non-streamed reply: only the final ``response`` is wanted."""
+        self._encode = encode
         self._new_id = new_id
         self._shape = shape
         self._seal = seal
@@ -117,7 +120,7 @@ class AnthropicStreamToResponses:
         payload = {"type": kind, "sequence_number": self._seq, **fields}
         self._grammar.check(payload)
         self._seq += 1
-        return SSEEvent(kind, _encode(payload).decode())
+        return SSEEvent(kind, _encode(payload).decode() if self._encode else "", payload)
 
     def _lifecycle(self, kind: str, status: str, **extra: Any) -> SSEEvent:
         response = {**self._base, "status": status, "output": list(self._output), **extra}
