@@ -120,11 +120,18 @@ async def _call(
 
 
 async def _relay(services: Services, call: Call) -> JSONReply | StreamReply:
-    fallbacks = await services.router.fallbacks(call.principal, call.route) if call.route.fallbacks else ()
-    limits = call.principal.limits
-    if limits.any:
-        estimate = estimate_request(call.body, call.route, door=call.door) if limits.needs_estimate else Estimate()
-        call.ticket = await services.limiter.admit(call.principal.key_id, call.principal.tenant_id, limits, estimate)
+    try:
+        fallbacks = await services.router.fallbacks(call.principal, call.route) if call.route.fallbacks else ()
+        limits = call.principal.limits
+        if limits.any:
+            estimate = estimate_request(call.body, call.route, door=call.door) if limits.needs_estimate else Estimate()
+            admit = services.limiter.admit
+            call.ticket = await admit(call.principal.key_id, call.principal.tenant_id, limits, estimate)
+    except BaseException:
+        if call.keeper is not None and not call.keeper.settled:  # a claimed thread turn is let go: never relayed
+            call.keeper.settled = True
+            await call.keeper.abandon()
+        raise
     return await services.relay.call(call, fallbacks)
 
 

@@ -9,6 +9,7 @@ untouched and leaves the continued turn's tool results alone.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import anthropic
@@ -191,3 +192,36 @@ def test_native_thread_upstream_gets_thread_untouched(stack, world):
     assert request.json["thread"] == {"type": "continue", "previous_message_id": "msg_upstream_held"}
     assert request.json["messages"] == [{"role": "user", "content": result}]  # no orphan "repair"
     assert BETA in request.headers["anthropic-beta"]
+
+
+def test_a_continue_refused_by_a_limit_lets_the_turn_go(stack, world):
+    """A 429 before the upstream is called must not leave the held turn claimed ("in flight") for good."""
+    api = client(world)
+    stack.seed.limits(world.key_id, rpm=1)
+    time.sleep(stack.settings.key_cache_ttl_s + 0.5)
+    world.fake.enqueue(Reply(text="first"))
+    first = api.beta.messages.create(
+        model="my-gpt",
+        max_tokens=32,
+        messages=[{"role": "user", "content": "a"}],
+        thread={"type": "create"},
+        betas=[BETA],
+    )
+    cont = {"type": "continue", "previous_message_id": first.id}
+    with pytest.raises(anthropic.RateLimitError):
+        api.beta.messages.create(
+            model="my-gpt", max_tokens=32, messages=[{"role": "user", "content": "b"}], thread=cont, betas=[BETA]
+        )
+    stack.seed.limits(world.key_id, rpm=None)
+    world.fake.set_default(Reply(text="second"))
+    deadline = time.monotonic() + stack.settings.key_cache_ttl_s + 5
+    while True:  # until every worker's key cache has dropped the limit; each refusal lets the turn go again
+        try:
+            second = api.beta.messages.create(
+                model="my-gpt", max_tokens=32, messages=[{"role": "user", "content": "b"}], thread=cont, betas=[BETA]
+            )
+            break
+        except anthropic.RateLimitError:
+            assert time.monotonic() < deadline
+            time.sleep(0.5)
+    assert second.content[0].text == "second"
