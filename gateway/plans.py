@@ -82,7 +82,7 @@ class Plan:
     error: ErrorMaker
     notes: tuple[str, ...] = ()
     kept: Callable[[], dict[str, Any] | None] | None = None
-    """The Responses door's final Response once answered, for the conversation store."""
+    """The final reply once answered (a Response, or an Anthropic message of a held thread), for the store."""
 
 
 def new_id(prefix: str) -> str:
@@ -113,12 +113,10 @@ def make_plan(
         return _responses(route, body, url, headers, secret, envelope_key)
     if door is route.dialect:
         plan = _passthrough(door, route, body, url, headers, secret)
-    elif door is Dialect.ANTHROPIC:
-        profile = CapabilityProfile.for_dialect(route.dialect, route.profile)
-        plan = _anthropic_to_openai(route, body, url, headers, profile, secret)
     else:
         profile = CapabilityProfile.for_dialect(route.dialect, route.profile)
-        return _openai_to_anthropic(route, body, url, headers, profile, secret)
+        convert = _anthropic_to_openai if door is Dialect.ANTHROPIC else _openai_to_anthropic
+        plan = convert(route, body, url, headers, profile, secret)
     return _recorded(plan) if keep and door is Dialect.ANTHROPIC else plan
 
 

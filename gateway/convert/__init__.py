@@ -6,6 +6,7 @@ See ``reference/conversion.md`` for the rules each function implements.
 
 from __future__ import annotations
 
+from gateway.convert.chain import Chained
 from gateway.convert.errors import anthropic_error_to_openai, error_should_retry, openai_error_to_anthropic
 from gateway.convert.grammar import AnthropicGrammar, GrammarError, OpenAIGrammar
 from gateway.convert.profile import CapabilityProfile
@@ -19,7 +20,7 @@ from gateway.convert.requests_r2x import for_anthropic as responses_for_anthropi
 from gateway.convert.requests_r2x import for_openai as responses_for_openai
 from gateway.convert.sanitize import sanitize_anthropic_body
 from gateway.convert.streams_a2o import AnthropicStreamToOpenAI
-from gateway.convert.streams_a2r import AnthropicStreamToResponses, Chained
+from gateway.convert.streams_a2r import AnthropicStreamToResponses
 from gateway.convert.streams_o2a import OpenAIStreamToAnthropic
 from gateway.convert.thinking import enable_thinking
 from gateway.convert.types import Converted, ResponseHints

@@ -14,9 +14,10 @@ from typing import Any
 import msgspec
 
 from gateway.convert.a_accumulate import STATUS_FOR_ERROR_TYPE
+from gateway.convert.chain import Chained
 from gateway.convert.replies_a2o import message_events
 from gateway.convert.replies_o2a import as_chunk
-from gateway.convert.streams_a2r import AnthropicStreamToResponses, Chained
+from gateway.convert.streams_a2r import AnthropicStreamToResponses
 from gateway.convert.streams_o2a import OpenAIStreamToAnthropic
 from gateway.convert.types import ResponseHints
 from gateway.errors import UpstreamError, UpstreamUnavailable

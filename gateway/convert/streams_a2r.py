@@ -1,7 +1,7 @@
 """Anthropic SSE → Responses SSE: one state machine for every converted Responses reply.
 
 An OpenAI-compatible upstream's chunks reach it through ``OpenAIStreamToAnthropic`` first
-(:class:`Chained`), so tool-call identity, reasoning quirks and stop reasons follow the rules
+(:class:`gateway.convert.chain.Chained`), so tool-call identity, reasoning quirks and stop reasons follow the rules
 that already serve Claude Code; non-streamed replies are replayed through it as events
 (:mod:`gateway.convert.replies_x2r`). One output item is open at a time; consecutive text blocks
 share one message item; a thinking block becomes a ``reasoning`` item whose
@@ -12,9 +12,9 @@ event passes :class:`ResponsesGrammar` before it is encoded.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import msgspec
 
@@ -22,33 +22,17 @@ from gateway.convert.grammar import GrammarError
 from gateway.convert.grammar_responses import ResponsesGrammar
 from gateway.convert.ids import is_minted_signature
 from gateway.convert.jsonargs import parse_arguments
+from gateway.convert.r_objects import response_skeleton, responses_usage
 from gateway.convert.requests_r2a import ResponsesConverted, ToolIdentity
-from gateway.convert.streams_o2a import OpenAIStreamToAnthropic
 from gateway.convert.usage import usage_from_anthropic
 from gateway.domain import Usage
-from gateway.protocols.openai import ChatChunk
 from gateway.protocols.sse import SSEEvent
 
-__all__ = ["AnthropicStreamToResponses", "Chained", "responses_usage"]
+__all__ = ["AnthropicStreamToResponses"]
 
 _encode = msgspec.json.Encoder().encode
 _INCOMPLETE = {"max_tokens": "max_output_tokens", "model_context_window_exceeded": "max_output_tokens"}
 _FAILED_CODES = {"rate_limit_error": "rate_limit_exceeded", "overloaded_error": "server_error"}
-
-
-def responses_usage(usage: Usage) -> dict[str, Any]:
-    """Responses usage: ``input_tokens`` includes cached input (OpenAI's accounting)."""
-    prompt = usage.input_tokens + usage.cache_read_tokens + usage.cache_write_tokens
-    return {
-        "input_tokens": prompt,
-        "input_tokens_details": {
-            "cached_tokens": usage.cache_read_tokens,
-            "cache_write_tokens": usage.cache_write_tokens,
-        },
-        "output_tokens": usage.output_tokens,
-        "output_tokens_details": {"reasoning_tokens": 0},
-        "total_tokens": prompt + usage.output_tokens,
-    }
 
 
 @dataclass(slots=True)
@@ -93,7 +77,7 @@ class AnthropicStreamToResponses:
         self._output: list[dict[str, Any]] = []
         self._usage: dict[str, Any] = {}
         self._stop_reason: str | None = None
-        self._base = _skeleton(response_id, model, created, shape.echo)
+        self._base = response_skeleton(response_id, model, created, shape.echo)
         self.response: dict[str, Any] | None = None
         self.finished = False
         self._carries: dict[str, str] = {}
@@ -380,85 +364,3 @@ def _carry(item: _Item, text: str) -> dict[str, str] | None:
     if sig and not is_minted_signature(sig):
         return {"k": "thinking", "t": text, "s": sig}
     return {"k": "reasoning", "t": text} if text else None
-
-
-def _skeleton(response_id: str, model: str, created: int, echo: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "id": response_id,
-        "object": "response",
-        "created_at": created,
-        "status": "in_progress",
-        "error": None,
-        "incomplete_details": None,
-        "instructions": echo.get("instructions"),
-        "max_output_tokens": echo.get("max_output_tokens"),
-        "model": model,
-        "output": [],
-        "parallel_tool_calls": echo.get("parallel_tool_calls", True),
-        "previous_response_id": echo.get("previous_response_id"),
-        "reasoning": echo.get("reasoning") or {"effort": None, "summary": None},
-        "store": echo.get("store", True),
-        "temperature": echo.get("temperature", 1.0),
-        "text": echo.get("text") or {"format": {"type": "text"}},
-        "tool_choice": echo.get("tool_choice", "auto"),
-        "tools": echo.get("tools", []),
-        "top_p": echo.get("top_p", 1.0),
-        "truncation": echo.get("truncation", "disabled"),
-        "usage": None,
-        "user": echo.get("user"),
-        "metadata": echo.get("metadata") or {},
-        **{k: echo[k] for k in ("prompt_cache_key", "safety_identifier", "service_tier") if k in echo},
-    }
-
-
-class _Tap(Protocol):
-    @property
-    def usage(self) -> Usage: ...
-    @property
-    def finished(self) -> bool: ...
-    def feed(self, ev: SSEEvent) -> list[SSEEvent]: ...
-    def finish(self) -> list[SSEEvent]: ...
-    def fail(self, message: str, error_type: str = "api_error") -> list[SSEEvent]: ...
-
-
-class Chained:
-    """Two stream converters in a row (OpenAI chunks → Anthropic events → Responses events).
-
-    Usage is the first one's (closest to the upstream's own numbers).
-    """
-
-    def __init__(self, first: _Tap, last: AnthropicStreamToResponses) -> None:
-        self.first = first
-        self.last = last
-
-    @property
-    def usage(self) -> Usage:
-        return self.first.usage
-
-    @property
-    def finished(self) -> bool:
-        return self.last.finished
-
-    @property
-    def response(self) -> dict[str, Any] | None:
-        return self.last.response
-
-    @property
-    def kept_response(self) -> dict[str, Any] | None:
-        return self.last.kept_response
-
-    def feed(self, ev: SSEEvent) -> list[SSEEvent]:
-        return [out for mid in self.first.feed(ev) for out in self.last.feed(mid)]
-
-    def feed_chunk(self, chunk: ChatChunk) -> list[SSEEvent]:
-        """An already decoded chunk (a non-streamed reply replayed as one)."""
-        first = self.first
-        assert isinstance(first, OpenAIStreamToAnthropic)
-        return [out for mid in first.feed_chunk(chunk) for out in self.last.feed(mid)]
-
-    def finish(self) -> list[SSEEvent]:
-        out = [o for mid in self.first.finish() for o in self.last.feed(mid)]
-        return out + self.last.finish()
-
-    def fail(self, message: str, error_type: str = "api_error") -> list[SSEEvent]:
-        return self.last.fail(message, error_type)

@@ -33,9 +33,9 @@ from responses_kit import (
 from gateway.convert import ResponseHints, ResponsesConverted, envelope
 from gateway.convert.grammar import GrammarError
 from gateway.convert.grammar_responses import ResponsesGrammar
+from gateway.convert.r_objects import responses_usage
 from gateway.convert.replies_x2r import anthropic_reply_to_responses, openai_reply_to_responses
 from gateway.convert.requests_r2a import ToolIdentity
-from gateway.convert.streams_a2r import responses_usage
 from gateway.domain import Usage
 from gateway.errors import UpstreamError, UpstreamUnavailable
 from gateway.protocols.sse import SSEEvent
