@@ -62,8 +62,29 @@ def for_anthropic(neutral: ResponsesConverted, *, upstream_model: str, profile: 
     if user:
         body["metadata"] = {"user_id": hash_user(str(user))}
     body, cleaned = sanitize_anthropic_body(body, for_anthropic=True, strict_thinking=True)
+    if neutral.echo.get("prompt_cache_key"):
+        _cache_breakpoints(body)
     hints = ResponseHints(json_tool=json_tool, provider="anthropic")
     return Converted(body=body, notes=tuple(dict.fromkeys(notes + cleaned)), hints=hints)
+
+
+
+
+def _cache_breakpoints(body: dict[str, Any]) -> None:
+    """A client that names a ``prompt_cache_key`` wants its prefix cached, which Anthropic does only where asked:
+    mark the end of the tools, of the system prompt and of the conversation so far (the next turn resends it).
+    """
+    marked: list[dict[str, Any]] = []
+    if body.get("tools"):
+        marked.append(body["tools"][-1])
+    if isinstance(body.get("system"), list) and body["system"]:
+        marked.append(body["system"][-1])
+    messages = body.get("messages") or []
+    content = messages[-1].get("content") if messages else None
+    if isinstance(content, list) and content and content[-1].get("type") not in ("thinking", "redacted_thinking"):
+        marked.append(content[-1])
+    for block in marked:
+        block.setdefault("cache_control", {"type": "ephemeral"})
 
 
 _BODY_PATH = re.compile(r"^messages\.(\d+)\.content\.(\d+)(?:\.content\.(\d+))?")

@@ -1001,3 +1001,20 @@ def test_bad_field_types_are_refused_naming_the_field() -> None:
 def test_openai_upstream_refusals_name_the_clients_field(part: dict[str, Any]) -> None:
     with pytest.raises(InvalidRequest, match=r"^input\[0\]\.content\[0\]"):
         to_openai(parts([part]), OPENAI)
+
+
+def test_prompt_cache_key_marks_cache_breakpoints_for_anthropic() -> None:
+    request = {
+        "model": "m",
+        "instructions": "Be brief.",
+        "tools": TOOLS,
+        "input": [user("first"), {"role": "assistant", "content": "ok"}, user("second")],
+    }
+    plain = to_anthropic(request).body
+    assert "cache_control" not in str(plain)
+    cached = to_anthropic({**request, "prompt_cache_key": "session-1"}).body
+    assert cached["tools"][-1]["cache_control"] == {"type": "ephemeral"}
+    assert cached["system"][-1]["cache_control"] == {"type": "ephemeral"}
+    assert cached["messages"][-1]["content"][-1]["cache_control"] == {"type": "ephemeral"}
+    assert str(cached).count("cache_control") == 3  # within Anthropic's four breakpoints
+    assert "cache_control" not in str(to_openai({**request, "prompt_cache_key": "session-1"}).body)
