@@ -68,8 +68,6 @@ def for_anthropic(neutral: ResponsesConverted, *, upstream_model: str, profile: 
     return Converted(body=body, notes=tuple(dict.fromkeys(notes + cleaned)), hints=hints)
 
 
-
-
 def _cache_breakpoints(body: dict[str, Any]) -> None:
     """A client that names a ``prompt_cache_key`` wants its prefix cached, which Anthropic does only where asked:
     mark the end of the tools, of the system prompt and of the conversation so far (the next turn resends it).
