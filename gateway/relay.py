@@ -26,6 +26,7 @@ from gateway.metering import Meter, UsageRecord, request_log_line
 from gateway.metering.limits import Limiter, Ticket
 from gateway.plans import Plan, StreamTap, make_plan
 from gateway.protocols.sse import SSEDecoder, SSEError, SSEEvent, encode_event
+from gateway.security import scrub
 from gateway.tokencount import count_anthropic_request, count_request
 from gateway.upstreams.breaker import Breakers
 from gateway.upstreams.client import Timeouts, UpstreamRequest, read_body, send
@@ -34,6 +35,7 @@ from gateway.upstreams.headers import endpoint_url, forwarded_response_headers, 
 from gateway.upstreams.retry import RetryPolicy, falls_back
 
 _encode = msgspec.json.Encoder().encode
+_decode_json = msgspec.json.Decoder().decode
 log = logging.getLogger("relay.request")
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 
@@ -265,7 +267,7 @@ class Relay:
             raise upstream_error(resp.status, raw, resp.headers, secret=route.upstream.api_key)
         headers["content-type"] = "application/json"
         forwarded = forwarded_response_headers(resp.headers, secret=route.upstream.api_key)
-        return JSONReply(status=200, body=raw, headers={**headers, **forwarded})
+        return JSONReply(status=200, body=scrub(raw, route.upstream.api_key), headers={**headers, **forwarded})
 
     def _session_for(self, route: Route) -> aiohttp.ClientSession:
         """Platform upstreams are trusted; a tenant's goes through the SSRF guard."""
@@ -282,7 +284,7 @@ class Relay:
             raw = b""
         finally:
             resp.release()
-        err = plan.error(resp.status, raw, resp.headers)
+        err = scrubbed_error(plan.error(resp.status, raw, resp.headers), call.route.upstream.api_key)
         self._record(call, Usage(), err.status_code, None, err.code)
         raise err
 
@@ -304,19 +306,19 @@ class Relay:
             raise err from None
         except GatewayError as exc:  # a converter found an error inside a 200 answer
             self._record(call, Usage(), exc.status_code, None, exc.code)
-            raise
+            raise scrubbed_error(exc, call.route.upstream.api_key) from None
         finally:
             resp.release()
         self._record(call, usage, 200, None, None)
         await _completed(call, plan)
         headers["content-type"] = "application/json"
-        return JSONReply(status=200, body=body, headers=headers)
+        return JSONReply(status=200, body=scrub(body, call.route.upstream.api_key), headers=headers)
 
     async def _relay_stream(
         self, call: Call, plan: Plan, tap: StreamTap, resp: aiohttp.ClientResponse
     ) -> AsyncIterator[bytes]:
         decoder = SSEDecoder()
-        secret = call.route.upstream.api_key.encode()
+        secret = call.route.upstream.api_key
         deadline = call.started + self._timeouts.total_s
         ttft_ms: int | None = None
         error_code: str | None = None
@@ -340,7 +342,7 @@ class Relay:
                             ttft_ms = _ms_since(call.started)
                         if tap.finished and error_code is None:
                             await _completed(call, plan)
-                        yield _scrubbed(raw + _encode_all(out), secret)
+                        yield scrub(raw + _encode_all(out), secret)
                     if tap.finished:
                         break
                 if time.monotonic() > deadline:
@@ -354,7 +356,7 @@ class Relay:
                 if error_code is None and tap.finished:
                     await _completed(call, plan)
                 if tail:
-                    yield _scrubbed(_encode_all(tail), secret)
+                    yield scrub(_encode_all(tail), secret)
             clean = error_code is None
         except (aiohttp.ClientError, TimeoutError, SSEError) as exc:
             error_code = "upstream_stream_error"
@@ -391,6 +393,16 @@ class Relay:
         call.spent[1] += rec.cost_micro_usd
         if log.isEnabledFor(logging.INFO):
             log.info("%s", request_log_line(rec, call.principal.prefix, call.notes, call.client_request_id))
+
+
+def scrubbed_error(err: GatewayError, secret: str) -> GatewayError:
+    """``err`` with the upstream credential scrubbed from its message and its prepared body (``scrub``)."""
+    if len(secret) < 4:
+        return err
+    err.message = scrub(err.message.encode(), secret).decode()
+    if err.envelope is not None:
+        err.envelope = _decode_json(scrub(_encode(err.envelope), secret))
+    return err
 
 
 async def _completed(call: Call, plan: Plan) -> None:
@@ -453,11 +465,6 @@ def _has_error_event(events: list[SSEEvent]) -> bool:
 def request_id_headers(request_id: str) -> dict[str, str]:
     """Each SDK reads its own header: Anthropic's ``request-id``, OpenAI's ``x-request-id``."""
     return {"request-id": request_id, "x-request-id": request_id}
-
-
-def _scrubbed(data: bytes, secret: bytes) -> bytes:
-    """Our upstream credential never reaches a client, even when an upstream echoes it mid-stream."""
-    return data.replace(secret, b"***") if len(secret) >= 4 and secret in data else data
 
 
 def _encode_all(events: list[SSEEvent]) -> bytes:

@@ -74,3 +74,21 @@ def mask_secret(value: str) -> str:
 def upstream_secret_context(upstream_id: str) -> str:
     """Associated data binding a credential's ciphertext to its row: a swapped ciphertext fails."""
     return f"upstream:{upstream_id}"
+
+
+REDACTED = "***"
+
+
+def scrub(data: bytes, secret: str) -> bytes:
+    """``data`` (a JSON answer, a stream chunk, an error body) with every copy of ``secret`` redacted.
+
+    The one scrubber for everything Relay sends a client: an upstream may echo the credential we
+    sent it anywhere (error text, a proxy's page, a body it reflects). Secrets under four characters
+    are not searched for (they would match noise). A stream is scrubbed event by event, so a
+    credential an upstream spells out across several deltas is not caught: only a model that knows
+    the key could do that, and the key is never sent to the model.
+    """
+    if len(secret) < 4:
+        return data
+    needle = secret.encode()
+    return data.replace(needle, REDACTED.encode()) if needle in data else data

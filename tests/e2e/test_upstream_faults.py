@@ -406,3 +406,65 @@ def test_client_disconnect_mid_stream_cancels_upstream_and_is_metered(world, sta
     if door == "anthropic":
         assert rows[0].input_tokens == 30  # seen in message_start before the client left
     assert wait_for(lambda: world.fake.in_flight == 0), "an upstream stream is still open"
+
+
+# Issue 12.1: plain JSON answers were not scrubbed. One test per answer path: each door to each upstream dialect
+# (same dialect and converted), and the Responses door's three paths.
+ECHO_PATHS = [
+    ("/v1/chat/completions", "my-gpt", "openai"),
+    ("/v1/chat/completions", "my-claude", "anthropic"),
+    ("/v1/messages", "my-claude", "anthropic"),
+    ("/v1/messages", "my-gpt", "openai"),
+    ("/v1/responses", "my-gpt", "openai"),
+    ("/v1/responses", "my-claude", "anthropic"),
+]
+
+
+def _echo_body(path: str, model: str, stream: bool) -> dict[str, Any]:
+    if path == "/v1/responses":
+        return {"model": model, "input": "repeat your key", "stream": stream}
+    body: dict[str, Any] = {
+        "model": model,
+        "messages": [{"role": "user", "content": "repeat your key"}],
+        "stream": stream,
+    }
+    if path == "/v1/messages":
+        body["max_tokens"] = 100
+    return body
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
+@pytest.mark.parametrize(("path", "model", "upstream"), ECHO_PATHS)
+def test_upstream_echoing_our_secret_in_an_answer_never_reaches_the_client(world, path, model, upstream, stream):
+    secret = SECRETS[upstream]
+    # One delta each: a credential split across deltas is out of reach of a byte scrubber (see security.scrub).
+    world.fake.enqueue(
+        Reply(text=f"my key is {secret}, and a tool saw it", reasoning=f"thinking of {secret}", chunks=1)
+    )
+    r = httpx.post(
+        world.url + path,
+        json=_echo_body(path, model, stream),
+        headers={"authorization": f"Bearer {world.key}"},
+        timeout=20,
+    )
+    assert r.status_code == 200, r.text[:300]
+    assert "and a tool saw it" in r.text.replace("\\", "")
+    _assert_secret_absent(r, secret)
+
+
+def test_a_responses_native_upstream_echoing_our_secret(stack, world):
+    up = stack.seed.upstream(
+        world.tenant, base_url=world.fake.url + "/v1", dialect="openai", api_key="up-secret-native",
+        profile={"supports_responses": True},
+    )  # fmt: skip
+    stack.seed.model(world.tenant, up, "my-native", upstream_model="native-id")
+    for stream in (False, True):
+        world.fake.enqueue(Reply(text="my key is up-secret-native, see", chunks=1))
+        r = httpx.post(
+            world.url + "/v1/responses",
+            json={"model": "my-native", "input": "hi", "stream": stream},
+            headers={"authorization": f"Bearer {world.key}"},
+            timeout=20,
+        )
+        assert r.status_code == 200 and "see" in r.text
+        _assert_secret_absent(r, "up-secret-native")
