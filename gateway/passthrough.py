@@ -233,7 +233,7 @@ def _delta_chars(chunk: dict[str, Any]) -> int:
 def _loads(data: str) -> dict[str, Any] | None:
     try:
         doc = _decode(data)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return None
     return doc if isinstance(doc, dict) else None
 

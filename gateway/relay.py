@@ -300,8 +300,8 @@ class Relay:
             )
             self._record(call, Usage(), err.status_code, None, err.code)
             raise err from None
-        except (ValueError, msgspec.DecodeError):
-            err = UpstreamUnavailable("upstream sent a response that is not valid JSON")
+        except (ValueError, msgspec.DecodeError, RecursionError):  # RecursionError: JSON nested too deeply
+            err = UpstreamUnavailable("upstream sent a response that is not valid JSON (or nested too deeply)")
             self._record(call, Usage(), err.status_code, None, err.code)
             raise err from None
         except GatewayError as exc:  # a converter found an error inside a 200 answer
@@ -361,6 +361,9 @@ class Relay:
         except (aiohttp.ClientError, TimeoutError, SSEError) as exc:
             error_code = "upstream_stream_error"
             yield _encode_all(tap.fail(f"upstream stream failed ({type(exc).__name__})", "api_error"))
+        except RecursionError:  # an event nested deeper than any decoder will follow
+            error_code = "upstream_stream_error"
+            yield _encode_all(tap.fail("upstream sent a stream event nested too deeply", "api_error"))
         finally:
             if clean:
                 resp.release()

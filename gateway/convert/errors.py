@@ -57,7 +57,7 @@ UNEXPECTED_SYSTEM = (
 def _parse(body: bytes) -> dict[str, Any]:
     try:
         data = msgspec.json.decode(body) if body else {}
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return {"message": body.decode("utf-8", "replace")[:500].strip()}
     if not isinstance(data, dict):
         return {"message": str(data)[:500]}

@@ -42,7 +42,7 @@ def upstream_error(status: int, body: bytes, headers: Mapping[str, str], *, secr
 def _parse(body: bytes) -> tuple[str | None, str | None]:
     try:
         doc: Any = msgspec.json.decode(body)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return None, None
     if not isinstance(doc, dict):
         return None, None

@@ -468,3 +468,40 @@ def test_a_responses_native_upstream_echoing_our_secret(stack, world):
         )
         assert r.status_code == 200 and "see" in r.text
         _assert_secret_absent(r, "up-secret-native")
+
+
+# Issue 12.7: a deeply nested JSON answer raised RecursionError (a 500 with a traceback; a stream cut with no error
+# event and metered as 499). It is a bad gateway in the door's dialect, and a stream ends with its error event.
+NESTED = b'{"a":' * 5000 + b"1" + b"}" * 5000
+
+
+@pytest.mark.parametrize(("path", "model"), [p[:2] for p in ECHO_PATHS])
+def test_a_deeply_nested_upstream_answer_is_a_bad_gateway(stack, world, path, model):
+    world.fake.enqueue(Reply(body=NESTED, content_type="application/json"))
+    r = httpx.post(
+        world.url + path, json=_echo_body(path, model, False), headers={"authorization": f"Bearer {world.key}"}
+    )
+    assert r.status_code == 502, r.text[:300]
+    assert "nested too deeply" in r.text
+    assert ("type" in r.json() and r.json()["type"] == "error") == (path == "/v1/messages")
+    rows = stack.seed.usage_rows(world.tenant, expect=1)
+    assert [row.status for row in rows] == [502]
+
+
+@pytest.mark.parametrize(("path", "model"), [p[:2] for p in ECHO_PATHS])
+def test_a_deeply_nested_stream_event_ends_the_stream_with_an_error_event(stack, world, path, model):
+    world.fake.enqueue(Reply(body=b"data: " + NESTED + b"\n\n", content_type="text/event-stream"))
+    r = httpx.post(
+        world.url + path, json=_echo_body(path, model, True), headers={"authorization": f"Bearer {world.key}"}
+    )
+    assert r.status_code == 200
+    tail = r.text.strip().splitlines()
+    ending = "\n".join(tail[-3:])
+    if path == "/v1/messages":
+        assert "event: error" in ending
+    elif path == "/v1/responses":
+        assert "response.failed" in ending
+    else:
+        assert '"error"' in ending and ("nested too deeply" in ending or "malformed" in ending)
+    rows = stack.seed.usage_rows(world.tenant, expect=1)
+    assert [row.status for row in rows] == [502]
