@@ -138,7 +138,7 @@ async def usage_csv(request: Request[Any, Any, Any]) -> Stream:
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M")
     return Stream(
         usage.requests_csv(services_of(request).sessions, q, status=status),
-        media_type="text/csv; charset=utf-8",
+        media_type="text/csv",  # Litestar adds "; charset=utf-8" to text types itself
         headers={"content-disposition": f'attachment; filename="relay-requests-{stamp}.csv"'},
     )
 

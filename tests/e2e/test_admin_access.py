@@ -191,7 +191,7 @@ def test_keys_made_in_the_ui_work_and_their_usage_is_listed(stack, fake):
         dash = owner.get("/dashboard", params={"range": range_}).text
         assert "ui-made-model" in dash and "cli key" in dash and '<rect class="bar"' in dash, range_
     csv = owner.get("/usage.csv", params={"key": key_id})
-    assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
+    assert csv.status_code == 200 and csv.headers["content-type"] == "text/csv; charset=utf-8"
     assert "ui-made-model" in csv.text and secret not in csv.text
     page = owner.get(f"/keys/{key_id}").text
     assert secret not in page  # the detail page shows a placeholder, never the secret

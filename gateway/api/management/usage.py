@@ -124,7 +124,7 @@ def _csv_stream(chunks: AsyncIterator[str], filename: str) -> Stream:
 
     return Stream(
         encoded(),
-        media_type="text/csv; charset=utf-8",
+        media_type="text/csv",  # Litestar adds "; charset=utf-8" to text types itself
         headers={"content-disposition": f'attachment; filename="{filename}"'},
     )
 
