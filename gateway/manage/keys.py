@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gateway.db.tables import ApiKey, Tenant
 from gateway.domain import CLAUDE_CODE_FAMILIES
 from gateway.errors import InvalidRequest, NotFound
+from gateway.manage.names import clean_name
 from gateway.manage.tenants import audit
 from gateway.security import derive_key, digest_api_key, display_prefix, generate_api_key
 
@@ -45,7 +46,7 @@ async def create_key(
     secret = generate_api_key()
     row = ApiKey(
         tenant_id=tenant.id,
-        name=name,
+        name=clean_name(name, "key name", required=False),
         prefix=display_prefix(secret),
         digest=digest_api_key(derive_key(secret_key, "api-key-digest"), secret),
         allow_custom_models=allow_custom_models,
@@ -131,7 +132,7 @@ async def update_key(session: AsyncSession, row: ApiKey, changes: Mapping[str, A
     if "claude_code_profile" in changes:
         row.claude_code_profile = check_claude_code_profile(dict(changes["claude_code_profile"] or {}))
     if "name" in changes:
-        row.name = str(changes["name"]).strip()
+        row.name = clean_name(str(changes["name"]), "name", required=False)
     if "allow_custom_models" in changes:
         row.allow_custom_models = bool(changes["allow_custom_models"])
     if "allowed_models" in changes:

@@ -8,14 +8,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gateway.auth import hash_password
 from gateway.db.tables import AuditLog, Tenant, User
 from gateway.errors import Conflict, InvalidRequest, NotFound
+from gateway.manage.names import clean_name
 
 ROLES = ("owner", "admin", "member")
 
 
 async def create_tenant(session: AsyncSession, name: str, *, actor: str = "cli") -> Tenant:
-    name = name.strip()
-    if not name:
-        raise InvalidRequest("tenant name must not be empty")
+    name = clean_name(name, "tenant name")
     if await session.scalar(sa.select(Tenant.id).where(Tenant.name == name)):
         raise Conflict(f"tenant {name!r} already exists")
     tenant = Tenant(name=name)

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.db.tables import ManagementToken, Tenant
 from gateway.errors import AuthenticationFailed, InvalidRequest, NotFound
+from gateway.manage.names import clean_name
 from gateway.manage.tenants import ROLES, audit
 from gateway.security import KEY_PREFIX, derive_key
 
@@ -95,7 +96,7 @@ async def create_token(
     secret = generate_token()
     row = ManagementToken(
         tenant_id=tenant.id if tenant else None,
-        name=name.strip(),
+        name=clean_name(name, "token name", required=False),
         prefix=secret[:DISPLAY_PREFIX_LENGTH],
         digest=digest_token(secret_key, secret),
         role=role,

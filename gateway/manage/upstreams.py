@@ -18,6 +18,7 @@ from gateway.convert import CapabilityProfile
 from gateway.db.tables import ModelRow, Tenant, UpstreamRow
 from gateway.domain import UPSTREAM_DIALECTS, merge_profile
 from gateway.errors import Conflict, InvalidRequest, NotFound
+from gateway.manage.names import clean_name
 from gateway.manage.tenants import audit
 from gateway.security import SecretBox, upstream_secret_context
 from gateway.ssrf import Allowlist, BlockedAddress, check_url_at_save
@@ -64,9 +65,7 @@ async def add_upstream(
     """Add an upstream. A tenant's base URL passes the SSRF guard (``allowlist`` given); the platform's is trusted."""
     if dialect not in UPSTREAM_DIALECTS:
         raise InvalidRequest("dialect must be 'openai' or 'anthropic'")
-    name = name.strip()
-    if not name:
-        raise InvalidRequest("upstream name must not be empty")
+    name = clean_name(name, "upstream name")
     CapabilityProfile.for_dialect(dialect, profile)  # refuses unknown keys and wrong types, naming them
     base_url = check_base_url(base_url)
     if tenant is not None:
@@ -118,8 +117,8 @@ async def add_model(
     fallbacks: list[str] | None = None,
     actor: str = "cli",
 ) -> ModelRow:
-    name = name.strip()
-    if not name or any(c.isspace() for c in name):
+    name = clean_name(name, "model name")
+    if any(c.isspace() for c in name):
         raise InvalidRequest(f"model name {name!r} must be non-empty without spaces")
     if upstream.tenant_id != (tenant.id if tenant else None):
         raise NotFound(f"upstream {upstream.name!r} not found")
@@ -244,9 +243,7 @@ async def update_upstream(
     if unknown:
         raise InvalidRequest(f"{sorted(unknown)[0]}: not a field an upstream update may change")
     if "name" in changes:
-        name = str(changes["name"]).strip()
-        if not name:
-            raise InvalidRequest("name: must not be empty")
+        name = clean_name(str(changes["name"]), "name")
         if name != row.name and await session.scalar(
             sa.select(UpstreamRow.id).where(UpstreamRow.name == name, _owned(UpstreamRow.tenant_id, row.tenant_id))
         ):
@@ -304,8 +301,8 @@ async def update_model(
     except NotFound as exc:
         raise NotFound(f"upstream_id: {exc.message}") from None
     if "name" in changes:
-        name = str(changes["name"]).strip()
-        if not name or any(c.isspace() for c in name):
+        name = clean_name(str(changes["name"]), "name")
+        if any(c.isspace() for c in name):
             raise InvalidRequest(f"name: {name!r} must be non-empty without spaces")
         if name != row.name and await session.scalar(
             sa.select(ModelRow.id).where(ModelRow.name == name, _owned(ModelRow.tenant_id, row.tenant_id))

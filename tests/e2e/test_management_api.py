@@ -347,3 +347,21 @@ def test_every_change_is_audited(stack, api, fake, tenant):
 
 async def _scalars(session: Any, query: Any) -> list[Any]:
     return list(await session.scalars(query))
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["acme\r\nINFO forged log line", "evil\u202eedoc", "tab\tname", "left\u2066isolate\u2069"],
+    ids=["crlf", "rlo", "control", "isolate"],
+)
+def test_names_refuse_control_and_bidi_characters(stack, api, fake, name):
+    """Issue 12.10: tenant, upstream, model and key names are one printable line without bidi tricks."""
+    platform = Api(stack, make_token(stack, None))
+    assert "not allowed" in error(platform.post("/tenants", json={"name": name}), 400)["message"]
+    body = {"name": name, "dialect": "openai", "base_url": fake.url + "/v1"}
+    assert "not allowed" in error(api.post("/upstreams", json=body), 400)["message"]
+    up = new_upstream(api, fake)
+    model = {"name": name.replace(" ", ""), "upstream_id": up["id"], "upstream_model": "x"}
+    assert error(api.post("/models", json=model), 400)
+    assert "not allowed" in error(api.post("/keys", json={"name": name}), 400)["message"]
+    ok(platform.post("/tenants", json={"name": f"plain name {secrets.token_hex(3)}"}), 201)  # spaces stay fine
