@@ -189,7 +189,7 @@ async def update_key(request: Request[Any, Any, Any], key_id: FromPath[str]) -> 
     except GatewayError as exc:
         form.fail(exc)
         return _detail_page(request, current, usable, form=form, status=400)
-    services.auth.forget()
+    services.invalidation.invalidate("keys")  # every worker and replica, not only this one
     return redirect(request, f"/keys/{key_id}", notice="key-saved")
 
 
@@ -200,7 +200,7 @@ async def revoke_key(request: Request[Any, Any, Any], key_id: FromPath[str]) -> 
     async with services.sessions.begin() as db:
         row = await keys.key_by_id(db, key_id, tenant_id=admin.tenant_id)
         await keys.revoke_key(db, row.id, tenant_id=admin.tenant_id, actor=admin.actor.label)
-    services.auth.forget()
+    services.invalidation.invalidate("keys")  # every worker and replica, not only this one
     return redirect(request, f"/keys/{key_id}", notice="key-revoked")
 
 

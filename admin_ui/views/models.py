@@ -159,7 +159,7 @@ async def create_model(request: Request[Any, Any, Any]) -> Response[Any]:
     except GatewayError as exc:
         form.fail(exc)
         return _model_form(request, form, status=400, upstream_rows=existing)
-    services.router.forget()
+    services.invalidation.invalidate("models")  # every worker and replica, not only this one
     return redirect(request, f"/models/{model_id}", notice="model-saved")
 
 
@@ -234,7 +234,7 @@ async def update_model(request: Request[Any, Any, Any], model_id: FromPath[str])
             raise
         form.fail(exc)
         return await _detail(request, model_id, form, status=400)
-    services.router.forget()
+    services.invalidation.invalidate("models")  # every worker and replica, not only this one
     return redirect(request, f"/models/{model_id}", notice="model-saved")
 
 
@@ -249,7 +249,7 @@ async def delete_model(request: Request[Any, Any, Any], model_id: FromPath[str])
         await db.flush()
         if not await _users_of(db, up.id):
             await upstreams.delete_upstream(db, up, actor=admin.actor.label)
-    services.router.forget()
+    services.invalidation.invalidate("models")  # every worker and replica, not only this one
     return redirect(request, "/models", notice="model-deleted")
 
 
@@ -269,7 +269,7 @@ async def test_model(request: Request[Any, Any, Any], model_id: FromPath[str]) -
     async with services.sessions.begin() as db:
         row, _ = await upstreams.model_by_id(db, model_id, tenant_id=admin.tenant_id)
         await upstreams.record_probe(db, row, result, actor=admin.actor.label)
-    services.router.forget()
+    services.invalidation.invalidate("models")  # every worker and replica, not only this one
     return redirect(request, f"/models/{model_id}", notice="model-tested")
 
 

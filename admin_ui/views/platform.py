@@ -96,7 +96,7 @@ async def enable_provider(request: Request[Any, Any, Any], name: FromPath[str]) 
         failed = Form.empty(provider=name)
         failed.general = f"{name}: {exc.message}"
         return await _providers_page(request, failed, status=400)
-    services.router.forget()
+    services.invalidation.invalidate("models")  # every worker and replica, not only this one
     return redirect(request, "/platform/providers", notice="provider-saved")
 
 
@@ -106,7 +106,7 @@ async def disable_provider(request: Request[Any, Any, Any], name: FromPath[str])
     services = services_of(request)
     async with services.sessions.begin() as db:
         await providers.disable_provider(db, name=name, actor=admin.actor.label)
-    services.router.forget()
+    services.invalidation.invalidate("models")  # every worker and replica, not only this one
     return redirect(request, "/platform/providers", notice="provider-saved")
 
 
@@ -131,7 +131,7 @@ async def set_price(request: Request[Any, Any, Any]) -> Response[Any]:
     except GatewayError as exc:
         form.fail(exc)
         return await _providers_page(request, form, status=400)
-    services.router.forget()
+    services.invalidation.invalidate("models")  # every worker and replica, not only this one
     return redirect(request, "/platform/providers", notice="price-saved")
 
 

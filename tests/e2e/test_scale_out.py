@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from types import SimpleNamespace
 
 import httpx
 import pytest
 from support import GatewayServer, Seeder
+from test_admin_auth import signed_in
 
 from gateway.manage import tokens
 from gateway.testing.fake_upstream import Reply
@@ -51,3 +53,27 @@ def test_revocation_and_model_changes_reach_every_gateway_without_waiting_for_tt
     assert httpx.delete(a.url + f"/api/v1/models/{model_id}", headers=api).status_code in (200, 204)
     r = httpx.post(b.url + "/v1/chat/completions", headers={"authorization": f"Bearer {other}"}, json=body)
     assert r.status_code == 404
+
+
+def test_a_key_revoked_in_the_admin_ui_stops_on_every_gateway(pair, fake):
+    """Issue 12.10: the admin UI cleared only its own worker's cache; it now broadcasts like the API."""
+    a, b = pair
+    seed = Seeder(a.settings)
+    tenant = seed.tenant()
+    up = seed.upstream(tenant, base_url=fake.url + "/v1")
+    seed.model(tenant, up, "ui-shared-model")
+    new = seed.key(tenant)
+    fake.set_default(Reply(text="ok"))
+    body = {"model": "ui-shared-model", "messages": [{"role": "user", "content": "hi"}]}
+    headers = {"authorization": f"Bearer {new.secret}"}
+    for gw in (a, b):  # both hold the key in their 60 s caches
+        assert httpx.post(gw.url + "/v1/chat/completions", headers=headers, json=body).status_code == 200
+    owner = signed_in(SimpleNamespace(url=a.url, seed=seed), tenant)
+    r = owner.post(f"/keys/{new.row.id}/revoke", csrf_from=f"/keys/{new.row.id}")
+    assert r.status_code == 303
+    codes = []
+    for _ in range(20):  # well under the 60 s cache lifetime
+        codes.append(httpx.post(b.url + "/v1/chat/completions", headers=headers, json=body).status_code)
+        if codes[-1] == 401:
+            break
+    assert codes[-1] == 401
