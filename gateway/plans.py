@@ -11,7 +11,7 @@ import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Any
 
 import msgspec
 
@@ -40,6 +40,7 @@ from gateway.convert import (
     usage_from_openai,
 )
 from gateway.convert.a_accumulate import accumulate_message
+from gateway.convert.types import StreamTap
 from gateway.domain import Dialect, Route, Usage
 from gateway.errors import UpstreamError
 from gateway.passthrough import (
@@ -59,16 +60,6 @@ _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
 THINKING_BUDGET = 10_000
 """Budget of extended thinking turned on by a ``-thinking`` model name."""
-
-
-class StreamTap(Protocol):
-    @property
-    def usage(self) -> Usage: ...
-    @property
-    def finished(self) -> bool: ...
-    def feed(self, ev: SSEEvent) -> list[SSEEvent]: ...
-    def finish(self) -> list[SSEEvent]: ...
-    def fail(self, message: str, error_type: str = "api_error") -> list[SSEEvent]: ...
 
 
 ErrorMaker = Callable[[int, bytes, Mapping[str, str]], UpstreamError]

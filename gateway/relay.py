@@ -19,12 +19,13 @@ import aiohttp
 import msgspec
 
 from gateway import metrics
+from gateway.convert.types import StreamTap
 from gateway.convert.usage import estimate_tokens
 from gateway.domain import Dialect, Principal, Route, Usage
 from gateway.errors import GatewayError, UpstreamError, UpstreamUnavailable
 from gateway.metering import Meter, UsageRecord, request_log_line
 from gateway.metering.limits import Limiter, Ticket
-from gateway.plans import Plan, StreamTap, make_plan
+from gateway.plans import Plan, make_plan
 from gateway.protocols.sse import SSEDecoder, SSEError, SSEEvent, encode_event
 from gateway.security import scrub
 from gateway.tokencount import count_anthropic_request, count_request

@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
 from gateway.convert.streams_a2r import AnthropicStreamToResponses
 from gateway.convert.streams_o2a import OpenAIStreamToAnthropic
+from gateway.convert.types import StreamTap
 from gateway.domain import Usage
 from gateway.protocols.openai import ChatChunk
 from gateway.protocols.sse import SSEEvent
 
 __all__ = ["Chained"]
-
-
-class _Tap(Protocol):
-    @property
-    def usage(self) -> Usage: ...
-    @property
-    def finished(self) -> bool: ...
-    def feed(self, ev: SSEEvent) -> list[SSEEvent]: ...
-    def finish(self) -> list[SSEEvent]: ...
-    def fail(self, message: str, error_type: str = "api_error") -> list[SSEEvent]: ...
 
 
 class Chained:
@@ -29,7 +20,7 @@ class Chained:
     Usage is the first one's (closest to the upstream's own numbers).
     """
 
-    def __init__(self, first: _Tap, last: AnthropicStreamToResponses) -> None:
+    def __init__(self, first: StreamTap, last: AnthropicStreamToResponses) -> None:
         self.first = first
         self.last = last
 

@@ -16,13 +16,13 @@ from gateway.convert.jsonargs import parse_arguments
 from gateway.convert.validation import field_error
 from gateway.protocols.openai import ChatMessage
 
-__all__ = ["convert_messages"]
+__all__ = ["convert_messages", "data_url", "image_block"]
 
 IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 Block = dict[str, Any]
 
 
-def _data_url(url: str) -> tuple[str, str] | None:
+def data_url(url: str) -> tuple[str, str] | None:
     """``data:<media>;base64,<data>`` → (media, data)."""
     if not url.startswith("data:") or ";base64," not in url:
         return None
@@ -30,12 +30,13 @@ def _data_url(url: str) -> tuple[str, str] | None:
     return head.lower(), data
 
 
-def _image(part: dict[str, Any], where: str) -> Block:
+def image_block(part: dict[str, Any], where: str) -> Block:
+    """An ``image_url`` part (its value a URL string or ``{"url": …}``) as an Anthropic image block."""
     raw = part.get("image_url")
     url = raw.get("url") if isinstance(raw, dict) else raw
     if not isinstance(url, str) or not url:
         raise field_error(f"{where}.image_url", "url required")
-    parsed = _data_url(url)
+    parsed = data_url(url)
     if parsed is None:
         if not url.startswith(("http://", "https://")):
             raise field_error(f"{where}.image_url", "must be an http(s) or base64 data URL")
@@ -51,7 +52,7 @@ def _file(part: dict[str, Any], where: str) -> Block:
     file: dict[str, Any] = raw if isinstance(raw, dict) else {}
     if file.get("file_id"):
         raise field_error(f"{where}.file.file_id", "file ids are not supported; send file_data")
-    parsed = _data_url(str(file.get("file_data") or ""))
+    parsed = data_url(str(file.get("file_data") or ""))
     if parsed is None:
         raise field_error(f"{where}.file.file_data", "must be a base64 data URL")
     media, data = parsed
@@ -79,7 +80,7 @@ def _parts(content: str | list[dict[str, Any]] | None, where: str) -> list[Block
         if kind in ("text", "refusal"):
             blocks.append({"type": "text", "text": str(part.get(kind) or part.get("text") or "")})
         elif kind == "image_url":
-            blocks.append(_image(part, at))
+            blocks.append(image_block(part, at))
         elif kind == "file":
             blocks.append(_file(part, at))
         elif kind == "input_audio":

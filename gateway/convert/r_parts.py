@@ -6,36 +6,20 @@ import base64
 import binascii
 from typing import Any
 
+from gateway.convert.o2a_messages import data_url
+from gateway.convert.o2a_messages import image_block as chat_image_block
 from gateway.convert.validation import field_error
 
 __all__ = ["file_block", "image_block"]
 
-IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 Block = dict[str, Any]
 
 
-def _data_url(url: str) -> tuple[str, str] | None:
-    if not url.startswith("data:") or ";base64," not in url:
-        return None
-    head, data = url[5:].split(";base64,", 1)
-    return head.lower(), data
-
-
 def image_block(part: dict[str, Any], at: str) -> Block:
-    url = part.get("image_url")
-    if part.get("file_id") and not url:
+    """``input_image`` carries its URL as a plain string, which the Chat converter's reader takes as is."""
+    if part.get("file_id") and not part.get("image_url"):
         raise field_error(f"{at}.file_id", "file ids are not supported; send image_url")
-    if not isinstance(url, str) or not url:
-        raise field_error(f"{at}.image_url", "field required")
-    parsed = _data_url(url)
-    if parsed is None:
-        if not url.startswith(("http://", "https://")):
-            raise field_error(f"{at}.image_url", "must be an http(s) or base64 data URL")
-        return {"type": "image", "source": {"type": "url", "url": url}}
-    media, data = parsed
-    if media not in IMAGE_TYPES:
-        raise field_error(f"{at}.image_url", f"unsupported image type '{media}'")
-    return {"type": "image", "source": {"type": "base64", "media_type": media, "data": data}}
+    return chat_image_block(part, at)
 
 
 def file_block(part: dict[str, Any], at: str) -> Block:
@@ -48,7 +32,7 @@ def file_block(part: dict[str, Any], at: str) -> Block:
     raw = part.get("file_data")
     if not isinstance(raw, str) or not raw:
         raise field_error(f"{at}.file_data", "field required")
-    parsed = _data_url(raw)
+    parsed = data_url(raw)
     media, data = parsed if parsed is not None else (_media_for(filename), raw)
     if media == "application/pdf":
         doc: Block = {"type": "document", "source": {"type": "base64", "media_type": media, "data": data}}

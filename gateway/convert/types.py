@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-__all__ = ["Converted", "ResponseHints"]
+from gateway.domain import Usage
+from gateway.protocols.sse import SSEEvent
+
+__all__ = ["Converted", "ResponseHints", "StreamTap"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,3 +47,15 @@ class Converted:
     @property
     def tool_name_map(self) -> Mapping[str, str]:
         return self.hints.tool_names
+
+
+class StreamTap(Protocol):
+    """What the relay's one streaming loop drives: every converter and same-dialect tap."""
+
+    @property
+    def usage(self) -> Usage: ...
+    @property
+    def finished(self) -> bool: ...
+    def feed(self, ev: SSEEvent) -> list[SSEEvent]: ...
+    def finish(self) -> list[SSEEvent]: ...
+    def fail(self, message: str, error_type: str = "api_error") -> list[SSEEvent]: ...

@@ -204,7 +204,7 @@ def test_input_image_data_url_and_http_url() -> None:
     ("part", "where", "words"),
     [
         ({"type": "input_image", "file_id": "file_1", "detail": "auto"}, "file_id", "file ids are not supported"),
-        ({"type": "input_image", "detail": "auto"}, "image_url", "field required"),
+        ({"type": "input_image", "detail": "auto"}, "image_url", "url required"),
         ({"type": "input_image", "image_url": "ftp://x/y.png"}, "image_url", "http(s) or base64"),
         ({"type": "input_image", "image_url": "data:image/tiff;base64,AAAA"}, "image_url", "image/tiff"),
         ({"type": "input_file", "file_id": "file_1"}, "file_id", "file ids are not supported"),
