@@ -7,14 +7,18 @@ from a skip into a failure.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
+import shutil
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -255,3 +259,33 @@ def base_settings(database_url: str, redis_url: str | None) -> Settings:
 
 def prepare_database(settings: Settings) -> None:
     migrate(settings.database_url)
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def npm_cli(package: str, version: str, command: str, cache: str) -> Path:
+    """The ``command`` of npm ``package@version``, installed into ``.cache/<cache>`` on first use.
+
+    A cached copy of another version is replaced. Without npm the test is skipped (failed under
+    ``RELAY_TEST_REQUIRE_SERVICES``).
+    """
+    prefix = REPO / ".cache" / cache
+    binary = prefix / "node_modules" / ".bin" / command
+    manifest = prefix / "node_modules" / package / "package.json"
+    try:
+        installed = json.loads(manifest.read_text()).get("version")
+    except (OSError, ValueError):
+        installed = None
+    if binary.exists() and installed == version:
+        return binary
+    npm = shutil.which("npm")
+    if npm is None:
+        message = f"npm not installed: cannot install {package}"
+        if REQUIRE_SERVICES:
+            pytest.fail(message)
+        pytest.skip(message)
+    prefix.mkdir(parents=True, exist_ok=True)
+    args = [npm, "install", "--prefix", str(prefix), "--no-audit", "--no-fund", f"{package}@{version}"]
+    subprocess.run(args, check=True, capture_output=True, timeout=600)
+    return binary

@@ -10,46 +10,20 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
-from support import REQUIRE_SERVICES
+from support import npm_cli
 
 from gateway.testing.fake_upstream import Reply, ToolCall
 
 pytestmark = pytest.mark.claude_code
-CACHE = Path(__file__).resolve().parents[2] / ".cache" / "claude-code"
 CLAUDE_CODE_VERSION = os.environ.get("RELAY_TEST_CLAUDE_CODE_VERSION", "2.1.197")
 
 
 def claude_binary() -> Path:
-    binary = CACHE / "node_modules" / ".bin" / "claude"
-    if binary.exists():
-        return binary
-    npm = shutil.which("npm")
-    if npm is None:
-        message = "npm not installed: cannot install the Claude Code CLI"
-        if REQUIRE_SERVICES:
-            pytest.fail(message)
-        pytest.skip(message)
-    CACHE.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        [
-            npm,
-            "install",
-            "--prefix",
-            str(CACHE),
-            "--no-audit",
-            "--no-fund",
-            f"@anthropic-ai/claude-code@{CLAUDE_CODE_VERSION}",
-        ],
-        check=True,
-        capture_output=True,
-        timeout=600,
-    )
-    return binary
+    return npm_cli("@anthropic-ai/claude-code", CLAUDE_CODE_VERSION, "claude", "claude-code")
 
 
 def run_claude(binary: Path, base_url: str, key: str, prompt: str, cwd: Path, home: Path, model: str) -> dict:

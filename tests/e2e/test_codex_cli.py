@@ -12,46 +12,20 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
-from support import REQUIRE_SERVICES
+from support import npm_cli
 
 from gateway.testing.fake_upstream import Reply, ToolCall
 
 pytestmark = pytest.mark.codex_cli
-CACHE = Path(__file__).resolve().parents[2] / ".cache" / "codex"
 CODEX_VERSION = os.environ.get("RELAY_TEST_CODEX_VERSION", "0.171.0")
 
 
-def installed_version() -> str | None:
-    manifest = CACHE / "node_modules" / "@openai" / "codex" / "package.json"
-    try:
-        return str(json.loads(manifest.read_text())["version"])
-    except (OSError, ValueError, KeyError):
-        return None
-
-
 def codex_binary() -> Path:
-    binary = CACHE / "node_modules" / ".bin" / "codex"
-    if binary.exists() and installed_version() == CODEX_VERSION:
-        return binary
-    npm = shutil.which("npm")
-    if npm is None:
-        message = "npm not installed: cannot install the Codex CLI"
-        if REQUIRE_SERVICES:
-            pytest.fail(message)
-        pytest.skip(message)
-    CACHE.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        [npm, "install", "--prefix", str(CACHE), "--no-audit", "--no-fund", f"@openai/codex@{CODEX_VERSION}"],
-        check=True,
-        capture_output=True,
-        timeout=600,
-    )
-    return binary
+    return npm_cli("@openai/codex", CODEX_VERSION, "codex", "codex")
 
 
 def codex_config(base_url: str, model: str) -> str:
