@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from dataclasses import dataclass
 
 import aiohttp
@@ -13,6 +15,7 @@ from gateway.invalidation import Invalidation
 from gateway.metering import Ledger, MemoryMeter, Meter, RedisMeter
 from gateway.metering.limits import Limiter, MemoryLimiter
 from gateway.metering.limits_redis import RedisLimiter
+from gateway.metering.spool import Spool, spool_dir
 from gateway.relay import Relay
 from gateway.routing import Router
 from gateway.security import SecretBox, derive_key
@@ -21,6 +24,9 @@ from gateway.ssrf import Allowlist, guarded_session
 from gateway.upstreams.breaker import Breakers
 from gateway.upstreams.client import Timeouts, create_session
 from gateway.upstreams.retry import RetryPolicy
+
+log = logging.getLogger("relay")
+CLOSE_STEP_S = 5.0
 
 
 @dataclass(slots=True)
@@ -44,7 +50,9 @@ class Services:
         cls, settings: Settings, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
     ) -> Services:
         box = SecretBox(derive_key(settings.secret_key, "upstream-secrets"))
-        ledger = Ledger(sessions, engine.dialect.name, retention_days=settings.usage_retention_days)
+        root = settings.spool_root
+        spool = Spool(spool_dir(root, settings.database_url)) if root else None
+        ledger = Ledger(sessions, engine.dialect.name, retention_days=settings.usage_retention_days, spool=spool)
         limiter: Limiter
         if settings.redis_url:
             redis_meter = RedisMeter(settings.redis_url, ledger)
@@ -100,9 +108,14 @@ class Services:
         )
 
     async def close(self) -> None:
+        """Stop everything, each step within its own deadline: shutdown never hangs on a dead database or Redis."""
         await self.conversations.close()
         await self.invalidation.close()
-        await self.meter.close()
+        await self.meter.close()  # the ledger waits at most CLOSE_TIMEOUT_S; the spool keeps the rest
         await self.http.close()
         await self.guarded_http.close()
-        await self.engine.dispose()
+        try:
+            async with asyncio.timeout(CLOSE_STEP_S):
+                await self.engine.dispose()
+        except TimeoutError:
+            log.warning("shutdown: database connections did not close within %.0f s", CLOSE_STEP_S)

@@ -55,6 +55,12 @@ class Settings:
     """How long a stored conversation turn (Responses ``previous_response_id``, Anthropic ``thread``) stays usable."""
     conversation_max_bytes: int = 8 * MIB
     """Largest stored transcript (plaintext JSON bytes); a longer conversation is not stored (clients replay it)."""
+    spool_dir: str = ""
+    """Where each process appends usage records before they reach the ledger (``metering/spool.py``).
+
+    Empty: ``relay-spool`` beside the SQLite file, or in the working directory on Postgres (the
+    image's ``/data``). ``off`` turns the spool off: a killed process then loses its unwritten rows.
+    """
     gc_tuning: bool = True
     """Freeze start-up objects out of the garbage collector and collect less often (``app.tune_gc``)."""
     provider_env: dict[str, str] = field(default_factory=dict, repr=False)
@@ -71,6 +77,15 @@ class Settings:
             return None
         path = self.database_url.split(":///", 1)[1] if ":///" in self.database_url else ""
         return None if path in ("", ":memory:") else Path(path)
+
+    @property
+    def spool_root(self) -> Path | None:
+        if self.spool_dir.lower() == "off":
+            return None
+        if self.spool_dir:
+            return Path(self.spool_dir)
+        db = self.sqlite_path
+        return (db.parent if db else Path.cwd()) / "relay-spool"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -105,6 +120,7 @@ class Settings:
             usage_retention_days=_int(env, "RELAY_USAGE_RETENTION_DAYS", d.usage_retention_days),
             conversation_ttl_s=_float(env, "RELAY_CONVERSATION_TTL", d.conversation_ttl_s),
             conversation_max_bytes=_int(env, "RELAY_CONVERSATION_MAX_BYTES", d.conversation_max_bytes),
+            spool_dir=get("RELAY_SPOOL_DIR", ""),
             gc_tuning=get("RELAY_GC_TUNING", "on").lower() not in ("0", "false", "no", "off"),
             provider_env={k: v for k, v in env.items() if k.startswith("RELAY_PROVIDER_")},
             anthropic_beta_defaults=tuple(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -53,7 +53,7 @@ def _backend_settings(name: str, tmp: Path) -> tuple[Settings, str | None]:
     except Exception as exc:
         drop_postgres_database(db_url)
         service_missing("Redis", exc)
-    return base_settings(db_url, REDIS_URL), db_url
+    return replace(base_settings(db_url, REDIS_URL), spool_dir=str(tmp / "relay-spool")), db_url
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])

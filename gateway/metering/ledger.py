@@ -1,11 +1,14 @@
 """The durable ledger: usage records written to ``usage_events`` in batches by a background task.
 
-Each batch is one transaction (``rollup.write_batch``): the events (idempotent on ``request_id``,
-so a replayed record never counts twice), their ``usage_daily`` buckets and the keys'
-``last_used_at``. A batch is never dropped: while the database is away it is retried with capped
-backoff and records wait in memory (an error is logged when more than ``PENDING_WARN`` wait).
-``close`` writes everything still waiting, within ``CLOSE_TIMEOUT_S``, so a graceful restart
-loses nothing. With a retention set, an hourly task purges old events (``rollup.purge_events``).
+Each record is first appended to the process's spool (``spool.py``), so it is durable before its
+response ends, whatever dies afterwards. Each batch is one transaction (``rollup.write_batch``):
+the events (idempotent on ``request_id``, so a replayed record never counts twice), their
+``usage_daily`` buckets and the keys' ``last_used_at``. A batch is never dropped: while the
+database is away it is retried with capped backoff, and records wait in memory and in the spool
+(an error is logged when more than ``PENDING_WARN`` wait). ``close`` waits at most
+``CLOSE_TIMEOUT_S``: whatever is not written by then stays in the spool, and the next process
+started on the same spool directory writes it. With a retention set, an hourly task purges old
+events (``rollup.purge_events``).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.metering import rollup
 from gateway.metering.base import UsageRecord
+from gateway.metering.spool import ADOPT_EVERY_S, SYNC_EVERY_S, Spool, fsync_all
 
 log = logging.getLogger("relay.ledger")
 BATCH = 500
@@ -30,7 +34,8 @@ BACKOFF_FIRST_S = 0.2
 BACKOFF_MAX_S = 5.0
 PENDING_WARN = 1_000_000
 WARN_EVERY_S = 30.0
-CLOSE_TIMEOUT_S = 30.0
+CLOSE_TIMEOUT_S = 5.0
+"""Shutdown never waits longer on the database: the spool keeps the rest for the next process."""
 SPENT_FLUSH_TIMEOUT_S = 5.0
 RETENTION_EVERY_S = 3600.0
 POISON_ATTEMPTS = 3
@@ -45,8 +50,11 @@ class Ledger:
         *,
         retention_days: int = 0,
         retention_every_s: float = RETENTION_EVERY_S,
+        spool: Spool | None = None,
     ) -> None:
         self._sessions = sessions
+        self._spool = spool
+        self._spool_task: asyncio.Task[None] | None = None
         self._pending: deque[UsageRecord] = deque()
         self._wake = asyncio.Event()
         self._progress = asyncio.Condition()
@@ -67,12 +75,17 @@ class Ledger:
         return self._taken - self._done
 
     def start(self) -> None:
+        if self._spool is not None and self._spool_task is None:
+            self._spool.open()
+            self._spool_task = asyncio.create_task(self._keep_spool(self._spool), name="relay-ledger-spool")
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="relay-ledger")
         if self._retention_task is None and self._retention_days > 0:
             self._retention_task = asyncio.create_task(self._retain(), name="relay-ledger-retention")
 
     def put(self, rec: UsageRecord) -> None:
+        if self._spool is not None:
+            self._spool.append(rec)
         self._pending.append(rec)
         self._taken += 1
         self._wake.set()
@@ -112,13 +125,41 @@ class Ledger:
     async def close(self, timeout: float = CLOSE_TIMEOUT_S) -> None:
         """Write what is waiting (at most ``timeout`` seconds), then stop the background tasks."""
         self._closing = True
-        if not await self.flush(timeout):
-            log.error("ledger: closing with %d usage records not written (database unavailable)", self.waiting)
-        for task in (self._task, self._retention_task):
+        written = await self.flush(timeout)
+        if not written:
+            where = "kept in the spool for the next process" if self._spool else "lost (no spool)"
+            log.error("ledger: closing with %d usage records not written (database down): %s", self.waiting, where)
+        for task in (self._task, self._retention_task, self._spool_task):
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
-        self._task = self._retention_task = None
+        self._task = self._retention_task = self._spool_task = None
+        if self._spool is not None:
+            self._spool.close(all_written=self.waiting == 0)
+
+    async def _keep_spool(self, spool: Spool) -> None:
+        """fsync the spool a few times a second, and adopt dead processes' spools now and then."""
+        next_adopt = 0.0
+        while True:
+            if time.monotonic() >= next_adopt:
+                next_adopt = time.monotonic() + ADOPT_EVERY_S
+                try:
+                    await self._adopt(spool)
+                except Exception as exc:  # never stop syncing; the next round tries again
+                    log.error("ledger spool: adopting orphaned records failed: %s", exc)
+            fds = spool.to_sync()
+            if fds:
+                await asyncio.to_thread(fsync_all, fds)
+            await asyncio.sleep(SYNC_EVERY_S)
+
+    async def _adopt(self, spool: Spool) -> None:
+        orphans = await asyncio.to_thread(spool.claim_orphans)
+        if orphans.records:
+            log.warning("ledger spool: writing %d usage records left by an earlier process", len(orphans.records))
+        for rec in orphans.records:
+            self.put(rec)  # into our own spool first, so deleting the orphan's files loses nothing
+        await asyncio.to_thread(fsync_all, spool.to_sync())
+        orphans.release()
 
     async def _run(self) -> None:
         while True:
@@ -139,6 +180,8 @@ class Ledger:
             async with self._progress:
                 self._done += len(batch)
                 self._progress.notify_all()
+            if self._spool is not None:
+                self._spool.release(self._done)
 
     async def _write_surely(self, batch: list[UsageRecord]) -> None:
         """Write ``batch``, retrying an outage for as long as it lasts; bad data is split down to the record."""

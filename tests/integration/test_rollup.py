@@ -7,15 +7,13 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import DataError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.db.tables import ApiKey, Tenant, UsageDaily, UsageEvent
 from gateway.domain import Usage
@@ -26,13 +24,6 @@ from gateway.metering.rollup import purge_events, write_batch
 from gateway.settings import Settings
 
 NOW = datetime.now(UTC)
-
-
-@pytest.fixture
-async def sessions(backend: tuple[str, Settings]) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = create_async_engine(backend[1].database_url, poolclass=NullPool)
-    yield async_sessionmaker(engine, expire_on_commit=False)
-    await engine.dispose()
 
 
 def rec(tenant_id: str, *, key_id: str | None = None, at: datetime = NOW, model: str = "m", **kw: Any) -> UsageRecord:
