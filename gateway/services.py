@@ -13,9 +13,10 @@ from gateway.auth import Authenticator
 from gateway.conversations import ConversationStore
 from gateway.invalidation import Invalidation
 from gateway.metering import Ledger, MemoryMeter, Meter, RedisMeter
+from gateway.metering.handoff import RedisHandoff
 from gateway.metering.limits import Limiter, MemoryLimiter
 from gateway.metering.limits_redis import RedisLimiter
-from gateway.metering.spool import Spool, spool_dir
+from gateway.metering.spool import Spool, database_fingerprint, spool_dir
 from gateway.relay import Relay
 from gateway.routing import Router
 from gateway.security import SecretBox, derive_key
@@ -56,6 +57,7 @@ class Services:
         limiter: Limiter
         if settings.redis_url:
             redis_meter = RedisMeter(settings.redis_url, ledger)
+            ledger.handoff = RedisHandoff(redis_meter.redis, database_fingerprint(settings.database_url))
             meter: Meter = redis_meter
             limiter = RedisLimiter(redis_meter.redis, ledger.spent, fail_closed=settings.metering_fail_closed)
         else:

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.metering import rollup
 from gateway.metering.base import UsageRecord
+from gateway.metering.handoff import RedisHandoff
 from gateway.metering.spool import ADOPT_EVERY_S, SYNC_EVERY_S, Spool, fsync_all
 
 log = logging.getLogger("relay.ledger")
@@ -55,6 +56,8 @@ class Ledger:
         self._sessions = sessions
         self._spool = spool
         self._spool_task: asyncio.Task[None] | None = None
+        self.handoff: RedisHandoff | None = None
+        """Where a closing process leaves what it could not write, when its disk may not outlive it."""
         self._pending: deque[UsageRecord] = deque()
         self._wake = asyncio.Event()
         self._progress = asyncio.Condition()
@@ -126,16 +129,18 @@ class Ledger:
         """Write what is waiting (at most ``timeout`` seconds), then stop the background tasks."""
         self._closing = True
         written = await self.flush(timeout)
-        if not written:
-            where = "kept in the spool for the next process" if self._spool else "lost (no spool)"
-            log.error("ledger: closing with %d usage records not written (database down): %s", self.waiting, where)
         for task in (self._task, self._retention_task, self._spool_task):
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
         self._task = self._retention_task = self._spool_task = None
+        handed = False
+        if not written:
+            handed = self.handoff is not None and await self.handoff.give(list(self._pending))
+            where = "handed to Redis" if handed else "kept in the spool" if self._spool else "lost (no spool)"
+            log.error("ledger: closing with %d usage records not written (database down): %s", self.waiting, where)
         if self._spool is not None:
-            self._spool.close(all_written=self.waiting == 0)
+            self._spool.close(all_written=written or handed)
 
     async def _keep_spool(self, spool: Spool) -> None:
         """fsync the spool a few times a second, and adopt dead processes' spools now and then."""
@@ -160,6 +165,12 @@ class Ledger:
             self.put(rec)  # into our own spool first, so deleting the orphan's files loses nothing
         await asyncio.to_thread(fsync_all, spool.to_sync())
         orphans.release()
+        while self.handoff is not None and (handed := await self.handoff.peek()):
+            log.warning("ledger: writing %d usage records handed off by a process that stopped", len(handed))
+            for _, rec in handed:
+                self.put(rec)
+            await asyncio.to_thread(fsync_all, spool.to_sync())
+            await self.handoff.remove([raw for raw, _ in handed])
 
     async def _run(self) -> None:
         while True:

@@ -44,9 +44,13 @@ _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(UsageRecord).decode
 
 
+def database_fingerprint(database_url: str) -> str:
+    """Names a database's spool and handoff, so records never cross into another database."""
+    return hashlib.sha256(database_url.encode()).hexdigest()[:16]
+
+
 def spool_dir(root: Path, database_url: str) -> Path:
-    """The spool directory of one database under ``root``: records never cross into another database."""
-    return root / hashlib.sha256(database_url.encode()).hexdigest()[:16]
+    return root / database_fingerprint(database_url)
 
 
 @dataclass(slots=True)

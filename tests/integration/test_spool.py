@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -12,10 +13,14 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
+import redis.asyncio as aioredis
+from support import REDIS_URL
 from test_rollup import Flaky, events, rec, tenant_id
 
 from gateway.metering import Ledger
 from gateway.metering import spool as spool_module
+from gateway.metering.handoff import RedisHandoff
 from gateway.metering.spool import Spool, spool_dir
 from gateway.settings import Settings
 
@@ -174,3 +179,36 @@ async def test_records_of_a_process_killed_while_the_database_is_down_are_writte
             break
     assert await events(sessions, t) == 700
     await ledger.close()
+
+
+async def test_a_closing_process_whose_disk_goes_with_it_hands_its_records_to_redis(sessions, tmp_path, backend):
+    """A pod's emptyDir leaves with the pod: records it could not write go to Redis, and another worker writes them."""
+    if backend[0] != "postgres":
+        pytest.skip("the handoff is the Redis deployment's")
+    redis = aioredis.from_url(REDIS_URL)
+    handoff_name = f"test-{secrets.token_hex(4)}"
+    t = tenant_id()
+    try:
+        leaving = Flaky(sessions, failures=10**9)
+        leaving._spool = Spool(tmp_path / "pod-a")
+        leaving.handoff = RedisHandoff(redis, handoff_name)
+        leaving.start()
+        for _ in range(120):
+            leaving.put(rec(t))
+        await leaving.close(timeout=0.3)
+        assert files(tmp_path / "pod-a") == []  # handed over: nothing needs this disk any more
+        assert await redis.llen(leaving.handoff.key) == 120
+
+        staying = Ledger(sessions, spool=Spool(tmp_path / "pod-b"))
+        staying.handoff = RedisHandoff(redis, handoff_name)
+        staying.start()
+        for _ in range(200):
+            await asyncio.sleep(0.02)
+            if await events(sessions, t) == 120:
+                break
+        assert await events(sessions, t) == 120
+        assert await redis.llen(staying.handoff.key) == 0
+        await staying.close()
+    finally:
+        await redis.delete(f"relay:ledger:handoff:{handoff_name}")
+        await redis.aclose()
