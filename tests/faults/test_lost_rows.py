@@ -210,6 +210,7 @@ def test_sigterm_while_postgres_is_down_exits_in_time_and_loses_no_row(postgres_
         time.sleep(2)
         load.stop()
         took = relay.terminate(timeout=60)
+        print(f"shutdown during the outage took {took:.1f} s")
         # drain grace (2 s) + the ledger's close deadline (5 s) + the other close steps; never a hang
         assert took < 20, f"shutdown took {took:.1f} s"
     finally:
