@@ -12,6 +12,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.cache import TTLCache
+from gateway.db.outage import Outage
 from gateway.db.tables import ApiKey, Tenant
 from gateway.domain import Limits, Principal, claude_code_aliases
 from gateway.errors import AuthenticationFailed
@@ -62,10 +63,20 @@ class Authenticator:
     default, under the 5 s promise). Expiry is checked on every request against the cached expiry time.
     """
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], secret_key: str, ttl_s: float = 3.0) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        secret_key: str,
+        ttl_s: float = 3.0,
+        *,
+        outage: Outage | None = None,
+        stale_if_error_s: float = 0.0,
+    ) -> None:
         self._sessions = sessions
         self._digest_key = derive_key(secret_key, "api-key-digest")
-        self._cache: TTLCache[str, Principal | str] = TTLCache(self._load, ttl_s=ttl_s, grace_s=1.0)
+        self._cache: TTLCache[str, Principal | str] = TTLCache(
+            self._load, ttl_s=ttl_s, grace_s=1.0, outage=outage, stale_if_error_s=stale_if_error_s
+        )
 
     def digest(self, key: str) -> str:
         return digest_api_key(self._digest_key, key)

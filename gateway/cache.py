@@ -8,6 +8,11 @@ Two properties the request path needs, measured at 50 concurrent requests:
   background, so expiry costs no request a database round trip. Staleness stays bounded by
   ``ttl_s + grace_s``: the revocation promise (a revoked key stops within 5 s) rests on that sum.
 
+While the database is down (an ``Outage`` is given), an entry is served up to ``stale_if_error_s``
+past its expiry without waiting for a load, while one refresh at a time probes the database; a
+miss that cannot load answers with the outage's error (503). Staleness then is bounded by
+``ttl_s + stale_if_error_s``: a key revoked just before an outage may work that long.
+
 ``forget`` (cross-replica invalidation) drops everything at once; the next request loads afresh.
 """
 
@@ -17,7 +22,10 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Hashable
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from gateway.db.outage import Outage
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -33,8 +41,12 @@ class TTLCache(Generic[K, V]):
         grace_s: float = 1.0,
         max_entries: int = 100_000,
         clock: Callable[[], float] = time.monotonic,
+        outage: Outage | None = None,
+        stale_if_error_s: float = 0.0,
     ) -> None:
         self._load = load
+        self._outage = outage
+        self._stale = stale_if_error_s if outage is not None else 0.0
         self._clock = clock
         self._ttl = ttl_s
         self._grace = min(grace_s, ttl_s)  # a zero TTL (tests, strict setups) means always fresh
@@ -50,12 +62,24 @@ class TTLCache(Generic[K, V]):
             now = self._clock()
             if now < expires:
                 return value
-            if now < expires + self._grace:
+            if now < expires + self._grace or (self._down and now < expires + self._stale):
                 if key not in self._inflight:
-                    self._start_load(key).add_done_callback(_log_failure)
+                    self._start_load(key).add_done_callback(self._refreshed)
                 return value
         future = self._inflight.get(key) or self._start_load(key)
-        return await asyncio.shield(future)  # one caller going away must not cancel the others' load
+        try:
+            return await asyncio.shield(future)  # one caller going away must not cancel the others' load
+        except Exception as exc:
+            if self._outage is None or not self._outage.explains(exc):
+                raise
+            error = self._outage.failed(exc)
+            if hit is not None and self._clock() < hit[0] + self._stale:
+                return hit[1]
+            raise error from None
+
+    @property
+    def _down(self) -> bool:
+        return self._outage is not None and self._outage.down
 
     def forget(self) -> None:
         # Loads already running read the data before the change: nobody new may join them, nor are they kept.
@@ -75,18 +99,24 @@ class TTLCache(Generic[K, V]):
         finally:
             if self._inflight.get(key) is asyncio.current_task():
                 del self._inflight[key]
+        if self._outage is not None:
+            self._outage.recovered()
         if generation == self._generation:
             if len(self._entries) >= self._max:
                 self._entries.clear()
             self._entries[key] = (self._clock() + self._ttl, value)
         return value
 
+    def _refreshed(self, future: asyncio.Future[Any]) -> None:
+        exc = None if future.cancelled() else future.exception()
+        if exc is None:
+            return
+        if self._outage is not None and self._outage.explains(exc):
+            self._outage.failed(exc)  # one warning per outage, not one per refresh
+        else:
+            log.warning("background cache refresh failed (the stale entry is served): %r", exc)
+
 
 def _consume_exception(future: asyncio.Future[Any]) -> None:
     if not future.cancelled():
         future.exception()
-
-
-def _log_failure(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled() and future.exception() is not None:
-        log.warning("background cache refresh failed (the stale entry is served): %r", future.exception())

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.cache import TTLCache
 from gateway.catalog.state import ProviderState, provider_states
+from gateway.db.outage import Outage
 from gateway.db.tables import ModelRow, UpstreamRow
 from gateway.domain import Dialect, Price, Principal, Route, Upstream, merge_profile
 from gateway.errors import NotFound, PermissionDenied
@@ -37,11 +38,16 @@ class Router:
         box: SecretBox,
         ttl_s: float = 5.0,
         provider_env: Mapping[str, str] | None = None,
+        *,
+        outage: Outage | None = None,
+        stale_if_error_s: float = 0.0,
     ) -> None:
         self._sessions = sessions
         self._box = box
         self._provider_env = dict(provider_env or {})
-        self._tables: TTLCache[str | None, ModelTable] = TTLCache(self._load, ttl_s=ttl_s, grace_s=1.0)
+        self._tables: TTLCache[str | None, ModelTable] = TTLCache(
+            self._load, ttl_s=ttl_s, grace_s=1.0, outage=outage, stale_if_error_s=stale_if_error_s
+        )
 
     def forget(self) -> None:
         self._tables.forget()

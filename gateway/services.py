@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gateway.auth import Authenticator
 from gateway.conversations import ConversationStore
+from gateway.db.outage import Outage
 from gateway.invalidation import Invalidation
 from gateway.metering import Ledger, MemoryMeter, Meter, RedisMeter
 from gateway.metering.handoff import RedisHandoff
@@ -45,6 +46,7 @@ class Services:
     guarded_http: aiohttp.ClientSession
     relay: Relay
     conversations: ConversationStore
+    outage: Outage
 
     @classmethod
     async def start(
@@ -74,8 +76,19 @@ class Services:
             total_s=settings.total_timeout_s,
             keepalive_s=settings.keepalive_s,
         )
-        auth = Authenticator(sessions, settings.secret_key, ttl_s=settings.key_cache_ttl_s)
-        router = Router(sessions, box, ttl_s=settings.route_cache_ttl_s, provider_env=settings.provider_env)
+        outage = Outage()
+        stale = settings.stale_if_error_s
+        auth = Authenticator(
+            sessions, settings.secret_key, ttl_s=settings.key_cache_ttl_s, outage=outage, stale_if_error_s=stale
+        )
+        router = Router(
+            sessions,
+            box,
+            ttl_s=settings.route_cache_ttl_s,
+            provider_env=settings.provider_env,
+            outage=outage,
+            stale_if_error_s=stale,
+        )
         redis = meter.redis if isinstance(meter, RedisMeter) else None
         invalidation = Invalidation(redis, {"keys": auth.forget, "models": router.forget})
         invalidation.start()
@@ -84,6 +97,7 @@ class Services:
         )
         conversations.start_purging()
         return cls(
+            outage=outage,
             conversations=conversations,
             settings=settings,
             engine=engine,

@@ -43,6 +43,8 @@ class Settings:
     breaker_cooldown_s: float = 30.0
     key_cache_ttl_s: float = 3.0
     route_cache_ttl_s: float = 5.0
+    stale_if_error_s: float = 300.0
+    """While the database is unreachable, cached keys and model tables are served this long past their expiry."""
     development: bool = False
     anthropic_beta_defaults: tuple[str, ...] = ()
     metering_fail_closed: bool = False
@@ -114,6 +116,7 @@ class Settings:
             breaker_cooldown_s=_float(env, "RELAY_BREAKER_COOLDOWN", d.breaker_cooldown_s),
             key_cache_ttl_s=_float(env, "RELAY_KEY_CACHE_TTL", d.key_cache_ttl_s),
             route_cache_ttl_s=_float(env, "RELAY_ROUTE_CACHE_TTL", d.route_cache_ttl_s),
+            stale_if_error_s=_float(env, "RELAY_STALE_IF_ERROR", d.stale_if_error_s),
             development=get("RELAY_ENV", "").lower() in ("dev", "development", "test"),
             upstream_allowlist=get("RELAY_UPSTREAM_ALLOWLIST", ""),
             metering_fail_closed=get("RELAY_METERING_FAIL_CLOSED", "").lower() in ("1", "true", "yes", "on"),

@@ -24,6 +24,7 @@ from gateway.api.asgi import ClientGone, Receive, Scope, Send, read_body, reques
 from gateway.api.errors import render_error
 from gateway.api.validate import parse_body
 from gateway.auth import extract_key
+from gateway.db.outage import is_outage
 from gateway.domain import Dialect
 from gateway.errors import GatewayError, InvalidRequest
 from gateway.metering.limits import Estimate, estimate_request
@@ -77,7 +78,9 @@ class DoorsApp:
         except ClientGone:
             return
         except Exception as exc:
-            if not isinstance(exc, GatewayError):
+            if is_outage(exc):
+                exc = services.outage.failed(exc)  # one warning per outage, not a traceback per request
+            elif not isinstance(exc, GatewayError):
                 log.exception("unhandled error in request %s", request_id)
             status, err_headers, body = render_error(exc, door, request_id)
             await send_json(send, status, _with_client_id(err_headers, client_id), body)

@@ -9,6 +9,7 @@ import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotFoundException
 
+from gateway.db.outage import DatabaseUnavailable, is_outage
 from gateway.domain import Dialect
 from gateway.errors import GatewayError, RequestTooLarge
 
@@ -131,4 +132,6 @@ def _as_gateway_error(exc: Exception) -> GatewayError:
         err.status_code = exc.status_code
         err.should_retry = None if exc.status_code >= 500 else False
         return err
+    if is_outage(exc):
+        return DatabaseUnavailable()
     return GatewayError("internal error")

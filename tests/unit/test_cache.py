@@ -1,10 +1,13 @@
 """The hot path's TTL cache: one load per miss, stale-while-refreshing within the grace, forget."""
 
 import asyncio
+import logging
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from gateway.cache import TTLCache
+from gateway.db.outage import DatabaseUnavailable, Outage
 
 
 class Clock:
@@ -127,3 +130,48 @@ async def test_a_caller_that_goes_away_does_not_cancel_the_others_load():
     await settle()
     src.gate.set()
     assert await second == "k-1" and src.calls == 1
+
+
+def outage_cache(source: Source, clock: Clock) -> tuple[TTLCache[str, str], Outage]:
+    outage = Outage(clock)
+    return TTLCache(source, ttl_s=3, grace_s=1, clock=clock, outage=outage, stale_if_error_s=300), outage
+
+
+async def test_while_the_database_is_down_expired_entries_are_served_for_the_stale_window(caplog):
+    source, clock = Source(), Clock()
+    cache, outage = outage_cache(source, clock)
+    assert await cache.get("k") == "k-1"
+    source.fail = ConnectionRefusedError(111, "Connect call failed")
+    clock.now += 60  # long past TTL and grace
+    with caplog.at_level(logging.WARNING, logger="relay"):
+        assert await cache.get("k") == "k-1"  # the first miss finds the outage out, and serves the stale entry
+        assert outage.down
+        for _ in range(20):
+            assert await cache.get("k") == "k-1"  # no waiting on a load: one background probe at a time
+            await settle()
+    assert sum("database unreachable" in r.message for r in caplog.records) == 1  # one warning per outage
+    clock.now += 300
+    with pytest.raises(DatabaseUnavailable) as err:
+        await cache.get("k")  # the stale window is bounded
+    assert err.value.status_code == 503 and err.value.headers["retry-after"]
+    source.fail = None
+    with caplog.at_level(logging.WARNING, logger="relay"):
+        assert await cache.get("k") == f"k-{source.calls}"
+    assert not outage.down and "reachable again" in caplog.text
+
+
+async def test_a_miss_during_an_outage_is_a_503_not_an_internal_error():
+    source, clock = Source(), Clock()
+    cache, _ = outage_cache(source, clock)
+    source.fail = OperationalError("SELECT", {}, ConnectionError("the database system is shutting down"))
+    with pytest.raises(DatabaseUnavailable):
+        await cache.get("never-seen")
+
+
+async def test_other_load_errors_are_not_mistaken_for_an_outage():
+    source, clock = Source(), Clock()
+    cache, outage = outage_cache(source, clock)
+    source.fail = ValueError("a bug")
+    with pytest.raises(ValueError):
+        await cache.get("k")
+    assert not outage.down
