@@ -211,7 +211,9 @@ class Relay:
             self._record(call, Usage(), err.status_code, None, err.code)
             raise err
         try:
-            resp = await send(self._session_for(call.route), plan.request, self._timeouts_for(call.route))
+            resp = await send(
+                self._session_for(call.route), plan.request, self._timeouts_for(call.route), self._deadline(call)
+            )
         except GatewayError as exc:
             self._breakers.failure(upstream_id)
             metrics.set_circuit(call.route.upstream.name, self._breakers.state(upstream_id) == "open")
@@ -274,6 +276,10 @@ class Relay:
         """Platform upstreams are trusted; a tenant's goes through the SSRF guard."""
         return self._http if route.upstream.tenant_id is None else self._guarded_http
 
+    def _deadline(self, call: Call) -> float:
+        """When the call's total time limit runs out (``time.monotonic()``): connect, headers and body included."""
+        return call.started + self._timeouts.total_s
+
     def _timeouts_for(self, route: Route) -> Timeouts:
         t = route.upstream.timeout_s
         return self._timeouts if t is None else replace(self._timeouts, first_byte_s=t, idle_s=t)
@@ -293,7 +299,7 @@ class Relay:
         self, call: Call, plan: Plan, resp: aiohttp.ClientResponse, headers: dict[str, str]
     ) -> JSONReply:
         try:
-            raw = await read_body(resp, MAX_RESPONSE_BYTES)
+            raw = await read_body(resp, MAX_RESPONSE_BYTES, self._deadline(call))
             body, usage = plan.answer_json(raw)
         except (aiohttp.ClientError, TimeoutError) as exc:
             err: GatewayError = UpstreamUnavailable(
@@ -320,7 +326,7 @@ class Relay:
     ) -> AsyncIterator[bytes]:
         decoder = SSEDecoder()
         secret = call.route.upstream.api_key
-        deadline = call.started + self._timeouts.total_s
+        deadline = self._deadline(call)
         ttft_ms: int | None = None
         error_code: str | None = None
         clean = False
@@ -328,9 +334,10 @@ class Relay:
         # Same-dialect taps relay plain content events without decoding them (passthrough.leading_run).
         pass_raw: Callable[[bytes], tuple[bytes, bytes]] | None = getattr(tap, "pass_raw", None)
         try:
-            async for chunk in _chunks_or_silence(resp, self._timeouts.keepalive_s):
+            async for chunk in _chunks_or_silence(resp, self._timeouts.keepalive_s, deadline):
                 if chunk is None:  # the upstream is thinking: keep proxies and stall detectors from cutting us
-                    yield ping
+                    if time.monotonic() < deadline:
+                        yield ping
                 else:
                     raw = b""
                     if pass_raw is not None and decoder.idle:
@@ -346,7 +353,7 @@ class Relay:
                         yield scrub(raw + _encode_all(out), secret)
                     if tap.finished:
                         break
-                if time.monotonic() > deadline:
+                if time.monotonic() >= deadline:
                     error_code = "upstream_timeout"
                     yield _encode_all(tap.fail("upstream stream exceeded the total time limit", "timeout_error"))
                     break
@@ -431,10 +438,15 @@ _PING = {
 }
 
 
-async def _chunks_or_silence(resp: aiohttp.ClientResponse, every_s: float) -> AsyncIterator[bytes | None]:
-    """The upstream's chunks as they arrive, and ``None`` after each ``every_s`` seconds of silence."""
+async def _chunks_or_silence(
+    resp: aiohttp.ClientResponse, every_s: float, deadline: float
+) -> AsyncIterator[bytes | None]:
+    """The upstream's chunks as they arrive, and ``None`` after each ``every_s`` seconds of silence.
+
+    A silence never outlasts ``deadline``: the total time limit fires on a timer, not on the next byte.
+    """
     while True:
-        silence = asyncio.timeout(every_s)
+        silence = asyncio.timeout(max(0.0, min(every_s, deadline - time.monotonic())))
         try:
             async with silence:
                 chunk = await resp.content.readany()

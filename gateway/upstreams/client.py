@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import time
 from dataclasses import dataclass
 
 import aiohttp
@@ -49,21 +50,29 @@ def create_session(limit: int = 1000) -> aiohttp.ClientSession:
     )
 
 
-async def send(session: aiohttp.ClientSession, req: UpstreamRequest, timeouts: Timeouts) -> aiohttp.ClientResponse:
+async def send(
+    session: aiohttp.ClientSession, req: UpstreamRequest, timeouts: Timeouts, deadline: float | None = None
+) -> aiohttp.ClientResponse:
     """POST and wait for the response headers; connection failures become gateway errors.
 
-    The wait for headers is bounded by ``min(first_byte_s, idle_s)``: aiohttp's read timeout covers it,
-    and a separate timer runs only when the first-byte limit is the shorter one.
+    The wait for headers is bounded by ``min(first_byte_s, idle_s)`` and by ``deadline`` (the call's
+    total limit, a ``time.monotonic()`` instant): aiohttp's read timeout covers ``idle_s``, and a
+    separate timer runs only when one of the others is shorter.
     """
     timeout = timeouts.aiohttp_timeout()
+    limit = timeouts.first_byte_s
+    if deadline is not None:
+        limit = min(limit, max(0.0, deadline - time.monotonic()))
     try:
-        if timeouts.first_byte_s < timeouts.idle_s:
-            async with asyncio.timeout(timeouts.first_byte_s):
+        if limit < timeouts.idle_s:
+            async with asyncio.timeout(limit):
                 return await session.post(
                     req.url, data=req.body, headers=req.headers, timeout=timeout, allow_redirects=False
                 )
         return await session.post(req.url, data=req.body, headers=req.headers, timeout=timeout, allow_redirects=False)
     except TimeoutError:
+        if deadline is not None and time.monotonic() >= deadline:
+            raise UpstreamTimeout("upstream call exceeded the total time limit") from None
         raise UpstreamTimeout("upstream did not answer in time") from None
     except aiohttp.ClientConnectorError as exc:
         raise UpstreamUnavailable(f"cannot connect to upstream ({type(exc).__name__})") from None
@@ -71,13 +80,19 @@ async def send(session: aiohttp.ClientSession, req: UpstreamRequest, timeouts: T
         raise UpstreamUnavailable(f"upstream connection failed ({type(exc).__name__})") from None
 
 
-async def read_body(resp: aiohttp.ClientResponse, limit: int) -> bytes:
-    """The whole body, bounded: an upstream may be hostile (API10 of OWASP's API top ten)."""
+async def read_body(resp: aiohttp.ClientResponse, limit: int, deadline: float | None = None) -> bytes:
+    """The whole body, bounded in size (an upstream may be hostile: API10 of OWASP's top ten) and by ``deadline``."""
     chunks: list[bytes] = []
     size = 0
-    async for chunk in resp.content.iter_any():
-        size += len(chunk)
-        if size > limit:
-            raise UpstreamUnavailable(f"upstream response larger than {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(None if deadline is None else max(0.0, deadline - time.monotonic())):
+            async for chunk in resp.content.iter_any():
+                size += len(chunk)
+                if size > limit:
+                    raise UpstreamUnavailable(f"upstream response larger than {limit} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        if deadline is not None and time.monotonic() >= deadline:
+            raise UpstreamTimeout("upstream call exceeded the total time limit") from None
+        raise  # aiohttp's read timeout: the caller says what it was reading
     return b"".join(chunks)

@@ -117,3 +117,40 @@ def test_slow_loris_upstream_is_cut_at_the_total_deadline(short_deadline, fake):
     assert fake.cancelled == before + 1  # no upstream socket left open
     rows = seed.usage_rows(tenant, expect=1)
     assert rows[0].status == 502 and rows[0].error_code == "upstream_timeout"
+
+
+@pytest.fixture
+def patient_limits_short_total(stack):
+    """Generous first-byte and idle limits, a 2 s total: only the total deadline can end these calls."""
+    settings = replace(
+        stack.settings, total_timeout_s=2.0, first_byte_timeout_s=30.0, idle_timeout_s=30.0, keepalive_s=5.0
+    )
+    server = GatewayServer(settings).start()
+    yield server
+    server.stop()
+
+
+def test_the_total_deadline_covers_the_wait_for_response_headers(patient_limits_short_total, fake):
+    """Issue 12, item 8: an upstream that never answers was cut at the 30 s first-byte limit, not the 10 s total."""
+    seed, tenant, key = setup(patient_limits_short_total, fake)
+    fake.enqueue(Reply(text="too late", delay_s=20))
+    started = time.monotonic()
+    r = ask(patient_limits_short_total, key)
+    assert time.monotonic() - started < 4
+    assert r.status_code == 504 and "total time limit" in r.json()["error"]["message"]
+    assert seed.usage_rows(tenant, expect=1)[0].error_code == "upstream_timeout"
+
+
+def test_the_total_deadline_fires_on_a_timer_inside_a_silent_stream(patient_limits_short_total, fake):
+    """Issue 12, item 8: inside a stream the deadline was checked only when bytes or a keep-alive arrived."""
+    seed, tenant, key = setup(patient_limits_short_total, fake)
+    fake.enqueue(Reply(text="one two three", chunks=3, chunk_delay_s=20))
+    started = time.monotonic()
+    r = ask(patient_limits_short_total, key, stream=True)
+    elapsed = time.monotonic() - started
+    assert r.status_code == 200
+    assert 2.0 <= elapsed < 3.5  # the deadline, not the 5 s keep-alive tick nor the upstream's 20 s
+    assert "exceeded the total time limit" in r.text
+    assert ": ping" not in r.text  # no keep-alive pretending the call goes on after its deadline
+    rows = seed.usage_rows(tenant, expect=1)
+    assert rows[0].status == 502 and rows[0].error_code == "upstream_timeout"
