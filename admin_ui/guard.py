@@ -11,8 +11,8 @@ Order, for each request:
    user's role (403).
 
 ``X-Forwarded-Proto`` is not read here: ``request.url.scheme`` is what uvicorn reports, and uvicorn applies
-``X-Forwarded-Proto``/``X-Forwarded-For`` only from the proxies in its ``--forwarded-allow-ips`` (default:
-127.0.0.1). Behind a TLS-terminating proxy elsewhere, set ``FORWARDED_ALLOW_IPS`` so cookies get ``Secure``.
+``X-Forwarded-Proto``/``X-Forwarded-For`` only from the proxies in ``RELAY_TRUSTED_PROXIES`` (default: none,
+``cli/uvicorn_guard.proxy_options``). Behind a TLS-terminating proxy, list it there so cookies get ``Secure``.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from gateway.api.management import MANAGEMENT_API, openapi_config
 from gateway.api.models import MODEL_HANDLERS
 from gateway.api.responses import RESPONSES_HANDLERS
 from gateway.db.session import create_engine, create_sessionmaker, migrate
+from gateway.drain import Drain
 from gateway.errors import GatewayError
 from gateway.services import Services
 from gateway.settings import Settings
@@ -45,6 +46,7 @@ def create_app(settings: Settings | None = None, *, auto_migrate: bool | None = 
     """Build the gateway. The embedded default (SQLite) migrates its database by itself."""
     settings = settings or Settings.from_env()
     migrate_first = settings.embedded if auto_migrate is None else auto_migrate
+    drain = Drain()
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -52,6 +54,7 @@ def create_app(settings: Settings | None = None, *, auto_migrate: bool | None = 
             await asyncio.to_thread(migrate, settings.database_url)
         engine = create_engine(settings.database_url)
         services = await Services.start(settings, engine, create_sessionmaker(engine))
+        services.relay.drain = drain
         app.state.services = services
         if settings.gc_tuning:
             tune_gc()
@@ -83,4 +86,4 @@ def create_app(settings: Settings | None = None, *, auto_migrate: bool | None = 
         debug=False,
     )
     app.state.session_actor = session_actor  # the management API also accepts admin UI sessions (access.py)
-    return DoorsApp(app, root_path=settings.root_path, max_body_bytes=settings.max_body_bytes)
+    return DoorsApp(app, root_path=settings.root_path, max_body_bytes=settings.max_body_bytes, drain=drain)

@@ -22,6 +22,7 @@ from gateway import metrics
 from gateway.convert.types import StreamTap
 from gateway.convert.usage import estimate_tokens
 from gateway.domain import Dialect, Principal, Route, Usage
+from gateway.drain import Drain
 from gateway.errors import GatewayError, UpstreamError, UpstreamUnavailable
 from gateway.metering import Meter, UsageRecord, request_log_line
 from gateway.metering.limits import Limiter, Ticket
@@ -115,6 +116,8 @@ class Relay:
         self._settling: set[asyncio.Task[None]] = set()
         self._timeouts = timeouts
         self._beta_defaults = beta_defaults
+        self.drain = Drain()
+        """Set by the app: after SIGTERM, open streams end with an error event before the grace runs out."""
 
     async def call(self, call: Call, fallbacks: tuple[Route, ...] = ()) -> JSONReply | StreamReply:
         """Relay ``call``; before the first byte, a connect error, timeout, 429 or 5xx tries the next fallback.
@@ -326,7 +329,8 @@ class Relay:
     ) -> AsyncIterator[bytes]:
         decoder = SSEDecoder()
         secret = call.route.upstream.api_key
-        deadline = self._deadline(call)
+        call_deadline = self._deadline(call)
+        drain = self.drain
         ttft_ms: int | None = None
         error_code: str | None = None
         clean = False
@@ -334,9 +338,11 @@ class Relay:
         # Same-dialect taps relay plain content events without decoding them (passthrough.leading_run).
         pass_raw: Callable[[bytes], tuple[bytes, bytes]] | None = getattr(tap, "pass_raw", None)
         try:
-            async for chunk in _chunks_or_silence(resp, self._timeouts.keepalive_s, deadline):
+            async for chunk in _chunks_or_silence(
+                resp, self._timeouts.keepalive_s, lambda: min(call_deadline, drain.deadline)
+            ):
                 if chunk is None:  # the upstream is thinking: keep proxies and stall detectors from cutting us
-                    if time.monotonic() < deadline:
+                    if time.monotonic() < min(call_deadline, drain.deadline):
                         yield ping
                 else:
                     raw = b""
@@ -353,9 +359,14 @@ class Relay:
                         yield scrub(raw + _encode_all(out), secret)
                     if tap.finished:
                         break
-                if time.monotonic() >= deadline:
+                now = time.monotonic()
+                if now >= call_deadline:
                     error_code = "upstream_timeout"
                     yield _encode_all(tap.fail("upstream stream exceeded the total time limit", "timeout_error"))
+                    break
+                if now >= drain.deadline:
+                    error_code = "gateway_draining"
+                    yield _encode_all(tap.fail("the gateway is restarting; retry the request", "overloaded_error"))
                     break
             else:
                 tail = [e for ev in decoder.finish() for e in tap.feed(ev)] + tap.finish()
@@ -377,7 +388,13 @@ class Relay:
                 resp.release()
             else:
                 resp.close()  # cancels the upstream request when the client went away or it failed
-            status = 200 if error_code is None and tap.finished else 499 if error_code is None else 502
+            status = (
+                (200 if tap.finished else 499)
+                if error_code is None
+                else 503
+                if error_code == "gateway_draining"
+                else 502
+            )
             self._record(call, _usage_or_estimate(call, tap, started=ttft_ms is not None), status, ttft_ms, error_code)
 
     def _record(self, call: Call, usage: Usage, status: int, ttft_ms: int | None, error_code: str | None) -> None:
@@ -439,14 +456,15 @@ _PING = {
 
 
 async def _chunks_or_silence(
-    resp: aiohttp.ClientResponse, every_s: float, deadline: float
+    resp: aiohttp.ClientResponse, every_s: float, deadline: Callable[[], float]
 ) -> AsyncIterator[bytes | None]:
     """The upstream's chunks as they arrive, and ``None`` after each ``every_s`` seconds of silence.
 
-    A silence never outlasts ``deadline``: the total time limit fires on a timer, not on the next byte.
+    A silence never outlasts ``deadline()`` (the total time limit, or the drain's): they fire on a
+    timer, not on the next byte.
     """
     while True:
-        silence = asyncio.timeout(max(0.0, min(every_s, deadline - time.monotonic())))
+        silence = asyncio.timeout(max(0.0, min(every_s, deadline() - time.monotonic())))
         try:
             async with silence:
                 chunk = await resp.content.readany()

@@ -35,6 +35,10 @@ class Settings:
     keepalive_s: float = 15.0
     shutdown_grace_s: float = 60.0
     """On SIGTERM, how long open streams may run on before the process exits."""
+    trusted_proxies: str = ""
+    """Comma-separated IPs/CIDRs whose ``X-Forwarded-For``/``-Proto`` are believed; empty trusts nobody."""
+    max_connections: int = 10_000
+    """Open connections per worker (uvicorn's ``limit_concurrency``); 0 means no cap."""
     metrics_token: str = field(default="", repr=False)
     """Bearer token for ``/metrics``; empty turns the endpoint off."""
     upstream_retries: int = 1
@@ -110,6 +114,9 @@ class Settings:
             total_timeout_s=_float(env, "RELAY_TOTAL_TIMEOUT", d.total_timeout_s),
             keepalive_s=_float(env, "RELAY_KEEPALIVE_INTERVAL", d.keepalive_s),
             shutdown_grace_s=_float(env, "RELAY_SHUTDOWN_GRACE", d.shutdown_grace_s),
+            max_connections=_int(env, "RELAY_MAX_CONNECTIONS", d.max_connections),
+            # FORWARDED_ALLOW_IPS is uvicorn's own name, honoured for setups that already use it.
+            trusted_proxies=get("RELAY_TRUSTED_PROXIES", get("FORWARDED_ALLOW_IPS", "")).strip(),
             upstream_retries=_int(env, "RELAY_UPSTREAM_RETRIES", d.upstream_retries),
             metrics_token=get("RELAY_METRICS_TOKEN", ""),
             breaker_threshold=_int(env, "RELAY_BREAKER_THRESHOLD", d.breaker_threshold),

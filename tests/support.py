@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_asyn
 from sqlalchemy.pool import NullPool
 
 from gateway.app import create_app
+from gateway.cli.uvicorn_guard import proxy_options
 from gateway.db.session import migrate
 from gateway.db.tables import UsageEvent
 from gateway.manage import keys, limits, tenants, upstreams
@@ -113,6 +114,7 @@ class GatewayServer:
             lifespan="on",
             loop="asyncio",
             http="h11",
+            **proxy_options(self.settings),
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -249,6 +251,7 @@ def base_settings(database_url: str, redis_url: str | None) -> Settings:
         route_cache_ttl_s=0.0,
         upstream_retries=0,  # most tests script one upstream answer per request; test_retries turns them on
         upstream_allowlist="127.0.0.1",  # the fake upstream lives on loopback
+        trusted_proxies="127.0.0.1",  # tests play the TLS proxy in front (X-Forwarded-Proto)
         connect_timeout_s=2.0,
         first_byte_timeout_s=5.0,
         idle_timeout_s=5.0,

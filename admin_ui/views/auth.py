@@ -83,8 +83,10 @@ async def login(request: Request[Any, Any, Any]) -> Response[Any]:
         if sessions.over(await sessions.failures(db, email=email, ip=ip), slack=1):
             refused.general = THROTTLED
             return _login_page(request, refused, status=429)
-        user = await db.scalar(sa.select(User).where(User.email == email)) if email else None
-    if not await verify_password(user.password_hash if user else None, password) or user is None:
+        # One address may have an account in several tenants: the password says which one signs in.
+        accounts = list(await db.scalars(sa.select(User).where(User.email == email).order_by(User.created_at)))
+    user = await _matching(accounts, password)
+    if user is None:
         refused.general = BAD_LOGIN  # the same answer for an unknown email and a wrong password
         return _login_page(request, refused, status=401)
     async with services.sessions.begin() as db:
@@ -104,6 +106,17 @@ async def login(request: Request[Any, Any, Any]) -> Response[Any]:
         response = redirect(request, target[len(base_path(request)) :])
     set_session_cookie(request, response, raw)
     return response
+
+
+async def _matching(accounts: list[User], password: str) -> User | None:
+    """The first account whose password matches; an unknown email still costs one hash (no timing tell)."""
+    if not accounts:
+        await verify_password(None, password)
+        return None
+    for user in accounts:
+        if await verify_password(user.password_hash, password):
+            return user
+    return None
 
 
 @post("/logout", opt={"access": "read"})

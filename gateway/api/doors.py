@@ -20,12 +20,23 @@ from typing import Any
 from litestar import Litestar
 
 from gateway import held_responses, held_threads
-from gateway.api.asgi import ClientGone, Receive, Scope, Send, read_body, request_headers, send_json, send_stream
+from gateway.api.asgi import (
+    BodyDeadline,
+    ClientGone,
+    Receive,
+    Scope,
+    Send,
+    read_body,
+    request_headers,
+    send_json,
+    send_stream,
+)
 from gateway.api.errors import render_error
 from gateway.api.validate import parse_body
 from gateway.auth import extract_key
 from gateway.db.outage import is_outage
 from gateway.domain import Dialect
+from gateway.drain import DRAIN_STATE, Drain
 from gateway.errors import GatewayError, InvalidRequest
 from gateway.metering.limits import Estimate, estimate_request
 from gateway.relay import Call, JSONReply, Keeper, StreamReply
@@ -40,15 +51,18 @@ DOOR_PATHS = {
     "/v1/responses": (Dialect.RESPONSES, False),
 }
 
+_WITH_BODY = frozenset(("POST", "PUT", "PATCH"))
+
 
 class DoorsApp:
     """The ASGI application the server runs: the doors here, the rest in ``self.app`` (Litestar)."""
 
-    def __init__(self, app: Litestar, *, root_path: str, max_body_bytes: int) -> None:
+    def __init__(self, app: Litestar, *, root_path: str, max_body_bytes: int, drain: Drain | None = None) -> None:
         self.app = app
         prefix = root_path.rstrip("/")
         self._doors = {prefix + path: door for path, door in DOOR_PATHS.items()}
         self._max_body = max_body_bytes
+        self.drain = drain or Drain()
 
     @property
     def state(self) -> Any:
@@ -56,6 +70,8 @@ class DoorsApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
+            if scope["method"] in _WITH_BODY:
+                receive = BodyDeadline(receive, scope)
             path = scope["path"]
             door = self._doors.get(path) or self._doors.get(path.rstrip("/"))
             if door is not None:
@@ -64,6 +80,8 @@ class DoorsApp:
                 else:
                     await _method_not_allowed(send, door[0], scope["method"])
                 return
+        elif scope["type"] == "lifespan":
+            scope.setdefault("state", {})[DRAIN_STATE] = self.drain  # the server's protocol tells it of a drain
         await self.app(scope, receive, send)  # type: ignore[arg-type]
 
     async def _serve(self, door: Dialect, count_tokens: bool, scope: Scope, receive: Receive, send: Send) -> None:

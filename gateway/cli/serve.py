@@ -10,6 +10,7 @@ import tempfile
 import sqlalchemy as sa
 import uvicorn
 
+from gateway.cli.uvicorn_guard import DrainingMultiprocess, GuardedHttpToolsProtocol, proxy_options
 from gateway.db.session import create_engine, create_sessionmaker, migrate
 from gateway.db.tables import User
 from gateway.manage import tenants
@@ -17,6 +18,8 @@ from gateway.settings import Settings
 
 FIRST_TENANT = "default"
 FIRST_ADMIN = "admin@localhost"
+STARTUP_FAILURE = 3
+"""uvicorn's exit status when the app failed to start."""
 
 
 async def _bootstrap(settings: Settings) -> str | None:
@@ -58,7 +61,7 @@ def serve(settings: Settings, *, host: str | None, port: int | None, workers: in
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Each worker writes its metrics here; /metrics on any worker sums them all.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="relay-metrics-")
-    uvicorn.run(
+    config = uvicorn.Config(
         "gateway.app:create_app",
         factory=True,
         host=host,
@@ -67,7 +70,14 @@ def serve(settings: Settings, *, host: str | None, port: int | None, workers: in
         log_level=settings.log_level,
         access_log=False,
         loop="uvloop",
-        http="httptools",
+        http=GuardedHttpToolsProtocol,
         timeout_graceful_shutdown=int(settings.shutdown_grace_s),
+        limit_concurrency=settings.max_connections or None,
+        **proxy_options(settings),
     )
-    return 0
+    if workers > 1:
+        DrainingMultiprocess(config, sockets=[config.bind_socket()]).run()
+        return 0
+    server = uvicorn.Server(config)
+    server.run()
+    return 0 if server.started else STARTUP_FAILURE

@@ -66,10 +66,14 @@ class Tenant(Base):
 
 
 class User(Base):
+    """An account of one tenant. An email is unique within a tenant only: whether an address has an
+    account in another tenant is nobody else's business (a global unique answer disclosed it)."""
+
     __tablename__ = "users"
+    __table_args__ = (sa.UniqueConstraint("tenant_id", "email"),)
     id: Mapped[str] = mapped_column(sa.String(32), primary_key=True, default=new_id)
     tenant_id: Mapped[str] = mapped_column(sa.ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
-    email: Mapped[str] = mapped_column(sa.String(320), unique=True)
+    email: Mapped[str] = mapped_column(sa.String(320), index=True)
     password_hash: Mapped[str] = mapped_column(sa.String(200))
     role: Mapped[str] = mapped_column(sa.String(20), default="member")
     is_platform_admin: Mapped[bool] = mapped_column(sa.Boolean, default=False)

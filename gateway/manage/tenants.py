@@ -48,8 +48,9 @@ async def create_user(
         raise InvalidRequest(f"role must be one of {', '.join(ROLES)}")
     if len(password) < 8:
         raise InvalidRequest("password must be at least 8 characters")
-    if await session.scalar(sa.select(User.id).where(User.email == email)):
-        raise Conflict(f"user {email!r} already exists")
+    # Unique within the tenant only: a 409 for an address of another tenant told its owner it exists there.
+    if await session.scalar(sa.select(User.id).where(User.tenant_id == tenant.id, User.email == email)):
+        raise Conflict(f"user {email!r} already exists in this tenant")
     user = User(
         tenant_id=tenant.id,
         email=email,

@@ -8,7 +8,9 @@ from __future__ import annotations
 import re
 import secrets
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -16,7 +18,8 @@ import pytest
 import sqlalchemy as sa
 
 from admin_ui import sessions as admin_sessions
-from gateway.db.tables import AdminSession, AuditLog, LoginAttempt
+from gateway.db.tables import AdminSession, AuditLog, LoginAttempt, User
+from gateway.errors import Conflict
 from gateway.manage import tenants
 
 PASSWORD = "correct horse battery staple"
@@ -131,13 +134,14 @@ def test_https_session_cookie_is_secure_with_host_prefix(stack):
     """Behind a trusted proxy (uvicorn's forwarded-allow-ips: loopback), X-Forwarded-Proto: https makes it https."""
     tenant = stack.seed.tenant()
     host = stack.url.split("/")[2]
+    email = make_user(stack, tenant)  # before the first page: with no user at all, /login sends to /setup
     client = AdminClient(stack, origin=f"https://{host}", headers={"x-forwarded-proto": "https"})
     form = client.get("/login")
     pre = next(h for h in form.headers.get_list("set-cookie") if h.startswith(admin_sessions.PRE_COOKIE + "="))
     assert "secure" in pre.lower()  # httpx keeps Secure cookies off this plain-http connection: send it by hand
     r = client.http.post(
         client.base + "/login",
-        data={"csrf": CSRF.search(form.text).group(1), "email": make_user(stack, tenant), "password": PASSWORD},
+        data={"csrf": CSRF.search(form.text).group(1), "email": email, "password": PASSWORD},
         headers={"cookie": pre.split(";", 1)[0]},
     )
     assert r.status_code == 303, r.text[:300]
@@ -348,3 +352,50 @@ def test_admin_lives_under_the_root_path(tmp_path):
         assert client.get("/static/admin.js").status_code == 200
     finally:
         server.stop()
+
+
+def test_an_email_of_another_tenant_is_not_disclosed_and_each_account_signs_in_to_its_own(stack):
+    """Issue 12, item 10: a tenant owner learned that an address had an account elsewhere from a 409."""
+    first, second = stack.seed.tenant(), stack.seed.tenant()
+    email = make_user(stack, first)
+    other_password = "another long passphrase"
+    stack.seed.run(lambda s: tenants.create_user(s, tenant=second, email=email, password=other_password))
+    with pytest.raises(Conflict, match="in this tenant"):  # the same tenant twice is still a conflict
+        stack.seed.run(lambda s: tenants.create_user(s, tenant=second, email=email, password=other_password))
+    for tenant, password in ((first, PASSWORD), (second, other_password)):
+        client = AdminClient(stack)
+        try:
+            assert client.login(email, password).status_code == 303
+            who = _scalar(stack, sa.select(User.tenant_id).where(User.email == email, User.tenant_id == tenant.id))
+            assert who == tenant.id
+            assert tenant.name in client.get("/dashboard").text  # signed in to the account the password opens
+        finally:
+            client.close()
+    client = AdminClient(stack)
+    assert client.login(email, "neither of them").status_code == 401
+    client.close()
+
+
+@pytest.fixture
+def no_trusted_proxy(stack):
+    from support import GatewayServer
+
+    server = GatewayServer(replace(stack.settings, trusted_proxies="")).start()
+    yield SimpleNamespace(url=server.url, seed=stack.seed)
+    server.stop()
+
+
+def test_forwarded_headers_are_ignored_unless_the_proxy_is_trusted(no_trusted_proxy):
+    """Issue 12, item 10: uvicorn trusted loopback by default, so X-Forwarded-For from the host beat the IP throttle."""
+    stack = no_trusted_proxy
+    tenant = stack.seed.tenant()
+    email = make_user(stack, tenant)
+    client = AdminClient(stack, headers={"x-forwarded-for": "203.0.113.9", "x-forwarded-proto": "https"})
+    try:
+        form = client.get("/login")
+        assert not any("secure" in h.lower() for h in form.headers.get_list("set-cookie"))  # still plain http
+        assert client.login(email).status_code == 303
+    finally:
+        client.close()
+    query = sa.select(AuditLog.detail).where(AuditLog.tenant_id == tenant.id, AuditLog.action == "session.login")
+    assert _scalar(stack, query)["ip"] == "127.0.0.1"  # the connection's address, not the header's

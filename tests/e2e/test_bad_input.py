@@ -15,6 +15,8 @@ import httpx
 import msgspec
 import pytest
 
+from gateway.api import asgi
+from gateway.manage import tokens
 from gateway.testing.fake_upstream import Reply
 
 MIB = 1024 * 1024
@@ -360,3 +362,32 @@ def test_other_methods_on_a_door_are_405_in_its_dialect_and_a_trailing_slash_sti
     world.fake.enqueue(Reply(text="ok", usage=(3, 1)))
     r = httpx.post(world.url + PATHS[door] + "/", json=valid_body(door), headers={"x-api-key": world.key})
     assert r.status_code == 200, r.text
+
+
+@pytest.mark.parametrize("where", ["door", "management"])
+def test_a_body_that_never_arrives_is_408_and_the_connection_closes(stack, world, door, where, monkeypatch):
+    """Issue 12, item 7: a client declaring 1,000 bytes and sending 1 held its connection 65 s."""
+    monkeypatch.setattr(asgi, "BODY_TIMEOUT_S", 0.5)  # the gateway runs in this process (15 s in production)
+    path = world.url.split("://", 1)[1].split("/", 1)
+    host, port = path[0].split(":")
+    prefix = "/" + path[1] if len(path) > 1 else ""
+    target, token = PATHS[door], world.key
+    if where == "management":  # a Litestar route: it reads the body once the token is checked
+        target = "/api/v1/keys"
+        token = stack.seed.run(
+            lambda s: tokens.create_token(s, tenant=world.tenant, secret_key=stack.settings.secret_key, name="t")
+        ).secret
+    head = (
+        f"POST {prefix}{target} HTTP/1.1\r\nhost: {host}\r\nauthorization: Bearer {token}\r\n"
+        f"content-type: application/json\r\ncontent-length: 1000\r\n\r\n"
+    )
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(head.encode() + b"{")
+        start = time.monotonic()
+        reply = b""
+        while chunk := sock.recv(65536):  # read to the server's close
+            reply += chunk
+        assert time.monotonic() - start < 5
+    status_line = reply.split(b"\r\n", 1)[0]
+    assert status_line.split()[1] == b"408", reply[:300]
+    assert world.fake.requests == []

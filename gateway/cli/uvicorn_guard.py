@@ -1,0 +1,99 @@
+"""uvicorn, hardened for clients that misbehave and for draining (issue 12, item 7).
+
+- **Header deadline.** A connection must complete each request's headers within
+  ``HEADER_TIMEOUT_S`` of connecting or of the request's first byte, or it is closed (uvicorn has
+  none: a client sending half a request line held its connection for good). Bodies have their own
+  deadline in ``api/asgi.BodyDeadline``; idle keep-alive connections close after
+  ``RELAY_KEEPALIVE_TIMEOUT`` (uvicorn's ``timeout_keep_alive``).
+- **A cap on connections.** At ``RELAY_MAX_CONNECTIONS`` open connections per worker (uvicorn's
+  ``limit_concurrency``, which also answers 503 past that many requests in flight), a new
+  connection is closed at once, whether the others are busy or idle.
+- **Proxies.** ``X-Forwarded-*`` is read only from ``RELAY_TRUSTED_PROXIES`` (``proxy_options``).
+- **Drain.** The first ``shutdown`` uvicorn calls on a connection starts the app's ``Drain`` (open
+  streams end with an error event before the grace runs out), and the multi-worker supervisor
+  closes its copy of the listening socket on SIGTERM: new connections are refused at once instead
+  of waiting in the kernel's backlog for a process that will never accept them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.supervisors.multiprocess import Multiprocess
+
+from gateway.drain import DRAIN_STATE, Drain
+from gateway.settings import Settings
+
+HEADER_TIMEOUT_S = 15.0
+
+
+def proxy_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's proxy settings: forwarded headers only from ``RELAY_TRUSTED_PROXIES``, none by default.
+
+    (uvicorn's own default trusts 127.0.0.1, so anyone on the host, or a sidecar, could claim any
+    client IP past the per-IP sign-in throttle.)
+    """
+    trusted = settings.trusted_proxies
+    return {"proxy_headers": bool(trusted), "forwarded_allow_ips": trusted or None}
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    _header_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        cap = self.config.limit_concurrency
+        if cap is not None and len(self.connections) >= cap:
+            transport.close()
+            return
+        self._arm_header_timer()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._arm_header_timer()
+
+    def on_headers_complete(self) -> None:
+        self._disarm_header_timer()
+        super().on_headers_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_header_timer()
+        super().connection_lost(exc)
+
+    def shutdown(self) -> None:
+        drain = self.app_state.get(DRAIN_STATE)
+        if isinstance(drain, Drain):
+            drain.begin(float(self.config.timeout_graceful_shutdown or 0))
+        super().shutdown()
+
+    def _arm_header_timer(self) -> None:
+        if self._header_timer is None:
+            self._header_timer = self.loop.call_later(HEADER_TIMEOUT_S, self._headers_too_slow)
+
+    def _disarm_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _headers_too_slow(self) -> None:
+        self._header_timer = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+
+class DrainingMultiprocess(Multiprocess):
+    """uvicorn's worker supervisor, closing the listening socket as soon as SIGTERM (or SIGINT) arrives."""
+
+    def handle_term(self) -> None:
+        self._stop_listening()
+        super().handle_term()
+
+    def handle_int(self) -> None:
+        self._stop_listening()
+        super().handle_int()
+
+    def _stop_listening(self) -> None:
+        for sock in self.sockets:
+            sock.close()
