@@ -118,6 +118,10 @@ class Limits:
         )
 
     @property
+    def has_budget(self) -> bool:
+        return self.budget_micro_usd is not None or self.tenant_budget_micro_usd is not None
+
+    @property
     def needs_estimate(self) -> bool:
         """Token and money limits need the request's estimated size before it is sent."""
         return self.tpm is not None or self.budget_micro_usd is not None or self.tenant_budget_micro_usd is not None

@@ -25,7 +25,8 @@ from gateway.domain import Dialect, Principal, Route, Usage
 from gateway.drain import Drain
 from gateway.errors import GatewayError, UpstreamError, UpstreamUnavailable
 from gateway.metering import Meter, UsageRecord, request_log_line
-from gateway.metering.limits import Limiter, Ticket
+from gateway.metering.limits import Limiter, Ticket, asked_output, output_model
+from gateway.metering.outputs import OutputStats
 from gateway.plans import Plan, make_plan
 from gateway.protocols.sse import SSEDecoder, SSEError, SSEEvent, encode_event
 from gateway.security import scrub
@@ -105,8 +106,11 @@ class Relay:
         retry: RetryPolicy | None = None,
         breakers: Breakers | None = None,
         envelope_key: bytes = b"",
+        outputs: OutputStats | None = None,
     ) -> None:
         self._envelope_key = envelope_key
+        self.outputs = outputs or OutputStats()
+        """What each model really produces, for budget reservations (``metering/outputs.py``)."""
         self._retry = retry or RetryPolicy()
         self.breakers = self._breakers = breakers or Breakers()
         self._http = http
@@ -416,6 +420,8 @@ class Relay:
             error_code=error_code,
         )
         self._meter.record(rec)
+        if status == 200 and not usage.estimated:
+            self.outputs.observe(output_model(route), asked_output(call.body), usage.output_tokens)
         metrics.observe(rec, route.upstream.name)
         call.spent[0] += usage.total_tokens
         call.spent[1] += rec.cost_micro_usd

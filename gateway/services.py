@@ -61,7 +61,12 @@ class Services:
             redis_meter = RedisMeter(settings.redis_url, ledger)
             ledger.handoff = RedisHandoff(redis_meter.redis, database_fingerprint(settings.database_url))
             meter: Meter = redis_meter
-            limiter = RedisLimiter(redis_meter.redis, ledger.spent, fail_closed=settings.metering_fail_closed)
+            limiter = RedisLimiter(
+                redis_meter.redis,
+                ledger.spent,
+                fail_closed=settings.metering_fail_closed,
+                shares=settings.limit_shares or settings.workers,
+            )
         else:
             meter = MemoryMeter(ledger)
             limiter = MemoryLimiter(ledger.spent)

@@ -51,6 +51,8 @@ class Settings:
     """While the database is unreachable, cached keys and model tables are served this long past their expiry."""
     development: bool = False
     anthropic_beta_defaults: tuple[str, ...] = ()
+    limit_shares: int = 0
+    """Workers across all replicas, among which a budget's remainder is split while Redis is away; 0: RELAY_WORKERS."""
     metering_fail_closed: bool = False
     """Refuse requests with 503 while Redis is unreachable instead of falling back to per-process limits."""
     upstream_allowlist: str = ""
@@ -126,6 +128,7 @@ class Settings:
             stale_if_error_s=_float(env, "RELAY_STALE_IF_ERROR", d.stale_if_error_s),
             development=get("RELAY_ENV", "").lower() in ("dev", "development", "test"),
             upstream_allowlist=get("RELAY_UPSTREAM_ALLOWLIST", ""),
+            limit_shares=_int(env, "RELAY_LIMIT_SHARES", d.limit_shares),
             metering_fail_closed=get("RELAY_METERING_FAIL_CLOSED", "").lower() in ("1", "true", "yes", "on"),
             usage_retention_days=_int(env, "RELAY_USAGE_RETENTION_DAYS", d.usage_retention_days),
             conversation_ttl_s=_float(env, "RELAY_CONVERSATION_TTL", d.conversation_ttl_s),

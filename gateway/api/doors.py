@@ -145,7 +145,11 @@ async def _relay(services: Services, call: Call) -> JSONReply | StreamReply:
         fallbacks = await services.router.fallbacks(call.principal, call.route) if call.route.fallbacks else ()
         limits = call.principal.limits
         if limits.any:
-            estimate = estimate_request(call.body, call.route, door=call.door) if limits.needs_estimate else Estimate()
+            estimate = (
+                estimate_request(call.body, call.route, door=call.door, outputs=services.relay.outputs)
+                if limits.needs_estimate
+                else Estimate()
+            )
             admit = services.limiter.admit
             call.ticket = await admit(call.principal.key_id, call.principal.tenant_id, limits, estimate)
     except BaseException:

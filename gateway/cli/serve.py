@@ -58,6 +58,7 @@ def serve(settings: Settings, *, host: str | None, port: int | None, workers: in
     doors = f"Anthropic door {base}/v1/messages, OpenAI doors {base}/v1/chat/completions and {base}/v1/responses"
     print(f"Relay listening on {base}  ({doors})")
     workers = workers or settings.workers
+    os.environ["RELAY_WORKERS"] = str(workers)  # each worker's settings know how many share the limits
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Each worker writes its metrics here; /metrics on any worker sums them all.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="relay-metrics-")

@@ -6,8 +6,9 @@ Semantics, identical for the Redis limiter and the in-process one:
   included) stay within N; its estimate is replaced by the real count when it settles.
 - **concurrency**: at most N requests in flight; a slot held by a crashed worker expires.
 - **budgets** (key and tenant, micro-USD, per month or in total): the estimated maximum cost
-  (input counted + ``max_tokens`` of output) is reserved before sending and replaced by the real
-  cost after, so N concurrent requests cannot overspend by more than one request's estimate.
+  (input counted + ``max_tokens`` of output, or what the model really produces when it ignores
+  ``max_tokens``: ``outputs.py``) is reserved before sending and replaced by the real cost after,
+  so N concurrent requests cannot overspend by more than one request's estimate.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any, Protocol
 
 from gateway.domain import Dialect, Limits, Route, Usage
 from gateway.errors import BudgetExceeded, RateLimited
+from gateway.metering.outputs import OutputStats
 from gateway.tokencount import count_request
 
 WINDOW_MS = 60_000
@@ -96,13 +98,31 @@ DEFAULT_OUTPUT_ESTIMATE = 4096
 """Output tokens assumed for a request that names no ``max_tokens`` and a model with no cap."""
 
 
-def estimate_request(body: dict[str, Any], route: Route, *, door: Dialect) -> Estimate:
-    """Tokens and the most the request may cost: its input counted, plus its ``max_tokens`` of output."""
-    tokens_in = count_request(door, body)
+def asked_output(body: dict[str, Any]) -> int | None:
+    """The output limit a request names, in whichever dialect's field."""
     out = body.get("max_tokens") or body.get("max_completion_tokens") or body.get("max_output_tokens")
-    tokens_out = out if isinstance(out, int) and out > 0 else route.max_output_tokens or DEFAULT_OUTPUT_ESTIMATE
+    return out if isinstance(out, int) and out > 0 else None
+
+
+def output_model(route: Route) -> tuple[str | None, str]:
+    """What ``OutputStats`` learns per: the upstream and its model id (public names differ per tenant)."""
+    return route.upstream.id, route.upstream_model
+
+
+def estimate_request(
+    body: dict[str, Any], route: Route, *, door: Dialect, outputs: OutputStats | None = None
+) -> Estimate:
+    """Tokens and the most the request may cost: its input counted, plus the output it may produce.
+
+    The output is its ``max_tokens`` (capped by the model's limit), unless the model has been seen
+    to produce more than asked: then the running p99 of what it produced (``OutputStats``).
+    """
+    tokens_in = count_request(door, body)
+    tokens_out = asked_output(body) or route.max_output_tokens or DEFAULT_OUTPUT_ESTIMATE
     if route.max_output_tokens:
         tokens_out = min(tokens_out, route.max_output_tokens)
+    if outputs is not None:
+        tokens_out = outputs.expected(output_model(route), tokens_out)
     cost = route.price.cost_micro_usd(Usage(input_tokens=tokens_in, output_tokens=tokens_out))
     return Estimate(tokens=tokens_in + tokens_out, cost_micro_usd=cost)
 
@@ -117,13 +137,24 @@ class Limiter(Protocol):
 class _Budget:
     spent: int = 0
     reserved: dict[str, int] = field(default_factory=dict)
+    base: int = 0
+    """What the ledger said was spent when this process started counting."""
+
+    def allowed(self, budget: int, share: float) -> int:
+        """This process's ceiling: its share of what was left when it started counting."""
+        return budget if share >= 1 else self.base + int(max(0, budget - self.base) * share)
 
 
 class MemoryLimiter:
-    """The limiter of one process: the embedded default, and the per-process cap while Redis is away."""
+    """The limiter of one process: the embedded default, and the per-process cap while Redis is away.
 
-    def __init__(self, spent: SpentSource | None = None) -> None:
+    As the fallback of several workers (``share`` < 1), each may spend only its share of what the
+    ledger said was left when the outage began, so together they cannot overspend it.
+    """
+
+    def __init__(self, spent: SpentSource | None = None, *, share: float = 1.0) -> None:
         self._spent = spent
+        self.share = share
         self._requests: dict[str, deque[float]] = {}
         self._tokens: dict[str, dict[str, tuple[float, int]]] = {}
         self._inflight: dict[str, dict[str, float]] = {}
@@ -156,7 +187,11 @@ class MemoryLimiter:
                 kind, owner, _period = scope.split(":", 2)
                 period = t.limits.budget_period if kind == "key" else t.limits.tenant_budget_period
                 spent = await self._spent(kind, owner, period_start(period)) if self._spent else 0
-                self._budgets.setdefault(scope, _Budget(spent=spent))
+                self._budgets.setdefault(scope, _Budget(spent=spent, base=spent))
+
+    def forget_budgets(self) -> None:
+        """Count budgets afresh from the ledger (a new Redis outage: other workers have spent meanwhile)."""
+        self._budgets.clear()
 
     def _check(self, t: Ticket, now: float) -> None:
         lim = t.limits
@@ -184,7 +219,8 @@ class MemoryLimiter:
                 raise rate_limited("concurrency", lim.concurrency, 1)
         for scope, budget in self.budget_scopes(t):
             b = self._budgets.setdefault(scope, _Budget())
-            if b.spent + sum(b.reserved.values()) + t.estimate.cost_micro_usd > budget or b.spent >= budget:
+            ceiling = b.allowed(budget, self.share)
+            if b.spent + sum(b.reserved.values()) + t.estimate.cost_micro_usd > ceiling or b.spent >= ceiling:
                 raise budget_exceeded("key" if scope.startswith("key:") else "tenant")
 
     def _take(self, t: Ticket, now: float) -> None:

@@ -2,15 +2,24 @@
 
 Time comes from Redis (``TIME``) so clock skew between gateways cannot widen a window. A budget
 whose spent counter is missing (a new period, or Redis lost its data) is seeded once from the
-ledger with ``SET NX`` — never additively, so racing workers cannot double it. While Redis is
-unreachable the gateway falls back to its own per-process limiter (or refuses with 503 when
-``RELAY_METERING_FAIL_CLOSED`` is set), and comes back to Redis by itself.
+ledger with ``SET NX`` — never additively, so racing workers cannot double it.
+
+While Redis is unreachable or stalled, the gateway falls back to its own per-process limiter
+(fail-open, the default) or refuses limited keys with 503 (``RELAY_METERING_FAIL_CLOSED``, fail-closed).
+The fallback starts each outage from the ledger's spent and lets this worker use only its share of
+what is left (``1 / RELAY_LIMIT_SHARES``, the number of workers across replicas), so the workers
+together stay within the budget. Settles Redis did not take (and the costs the fallback charged)
+are kept and replayed when it answers again; then every budget they touched is reconciled with
+the ledger (the counter is raised to the ledger's figure if it is lower), so a surviving counter
+that missed settles is never trusted.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections import deque
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -95,7 +104,8 @@ return {1}
 """
 
 # KEYS as ADMIT. ARGV: 1 ticket, 2 est tokens, 3 real tokens, 4 real cost, 5 est cost, 6 has key budget,
-# 7 has tenant budget, 8 has tpm.
+# 7 has tenant budget, 8 has tpm. A missing spent counter (Redis lost its data) is not created from one
+# settle: the next admit seeds it from the ledger, which has every cost.
 SETTLE = """
 if ARGV[8] == '1' then
   local score = redis.call('ZSCORE', KEYS[2], ARGV[1] .. '|' .. ARGV[2])
@@ -107,17 +117,26 @@ end
 redis.call('ZREM', KEYS[3], ARGV[1])
 if ARGV[6] == '1' then
   redis.call('ZREM', KEYS[5], ARGV[1] .. '|' .. ARGV[5])
-  redis.call('INCRBY', KEYS[4], ARGV[4])
+  if redis.call('EXISTS', KEYS[4]) == 1 then redis.call('INCRBY', KEYS[4], ARGV[4]) end
 end
 if ARGV[7] == '1' then
   redis.call('ZREM', KEYS[7], ARGV[1] .. '|' .. ARGV[5])
-  redis.call('INCRBY', KEYS[6], ARGV[4])
+  if redis.call('EXISTS', KEYS[6]) == 1 then redis.call('INCRBY', KEYS[6], ARGV[4]) end
 end
+return 1
+"""
+
+# KEYS: 1 spent counter. ARGV: 1 the ledger's figure. Raise the counter to it; a missing one is left to the seed.
+RECONCILE = """
+local cur = redis.call('GET', KEYS[1])
+if cur and tonumber(ARGV[1]) > tonumber(cur) then redis.call('SET', KEYS[1], ARGV[1], 'KEEPTTL') end
 return 1
 """
 
 RETRY_REDIS_AFTER_S = 5.0
 MONTH_TTL_S = 40 * 86400
+MAX_OWED = 100_000
+"""Settles kept for Redis at most; past it the oldest go (the ledger still has them: reconcile catches up)."""
 
 
 def _keys(t: Ticket) -> list[str]:
@@ -138,20 +157,32 @@ def _n(value: int | None) -> int:
 
 
 class RedisLimiter:
-    def __init__(self, redis: aioredis.Redis, spent: SpentSource, *, fail_closed: bool = False) -> None:
+    def __init__(
+        self, redis: aioredis.Redis, spent: SpentSource, *, fail_closed: bool = False, shares: int = 1
+    ) -> None:
         self._redis = redis
         self._admit = redis.register_script(ADMIT)
         self._settle = redis.register_script(SETTLE)
+        self._reconcile = redis.register_script(RECONCILE)
         self._spent = spent
         self._fail_closed = fail_closed
-        self._local = MemoryLimiter(spent)
+        self._local = MemoryLimiter(spent, share=1 / max(1, shares))
         self._down_until = 0.0
+        self._owed: deque[tuple[Ticket, int, int]] = deque(maxlen=MAX_OWED)
+        """Settles (and fallback charges) Redis has not taken yet: ticket, tokens, cost."""
+        self._recovering = asyncio.Lock()
 
     async def admit(self, key_id: str, tenant_id: str, limits: Limits, estimate: Estimate) -> Ticket | None:
         if not limits.any:
             return None
         if time.monotonic() < self._down_until:
             return await self._fallback(key_id, tenant_id, limits, estimate)
+        if self._owed:
+            try:
+                await self._catch_up()
+            except RedisError as exc:
+                self._redis_down(exc)
+                return await self._fallback(key_id, tenant_id, limits, estimate)
         ticket = new_ticket(key_id, tenant_id, limits, estimate)
         args: list[str | int] = [
             ticket.id, _n(limits.rpm), _n(limits.tpm), _n(limits.concurrency), estimate.tokens,
@@ -191,20 +222,46 @@ class RedisLimiter:
             return
         if ticket.local:
             await self._local.settle(ticket, tokens, cost_micro_usd)
+            if cost_micro_usd and ticket.limits.has_budget:
+                self._owed.append((ticket, 0, cost_micro_usd))  # Redis's counters must hear of it too
             return
         ticket.settled = True
+        try:
+            await self._settle_in_redis(ticket, tokens, cost_micro_usd)
+        except RedisError as exc:  # kept, and replayed when Redis answers again
+            self._owed.append((ticket, tokens, cost_micro_usd))
+            self._redis_down(exc)
+
+    async def _settle_in_redis(self, ticket: Ticket, tokens: int, cost_micro_usd: int) -> None:
         lim = ticket.limits
         args: list[str | int] = [
             ticket.id, ticket.estimate.tokens, tokens, cost_micro_usd, ticket.estimate.cost_micro_usd,
             int(lim.budget_micro_usd is not None), int(lim.tenant_budget_micro_usd is not None),
-            int(lim.tpm is not None),
+            int(lim.tpm is not None and not ticket.local),
         ]  # fmt: skip
-        try:
-            await self._settle(keys=_keys(ticket), args=args)
-        except RedisError as exc:  # the ledger still has the cost; the counter is re-seeded from it if lost
-            self._redis_down(exc)
+        await self._settle(keys=_keys(ticket), args=args)
+
+    async def _catch_up(self) -> None:
+        """Replay what Redis missed, then raise every budget it touched to at least the ledger's figure."""
+        async with self._recovering:
+            touched: dict[str, tuple[str, str, str]] = {}
+            while self._owed:
+                ticket, tokens, cost = self._owed[0]
+                await self._settle_in_redis(ticket, tokens, cost)
+                self._owed.popleft()
+                keys = _keys(ticket)
+                if ticket.limits.budget_micro_usd is not None:
+                    touched[keys[3]] = ("key", ticket.key_id, ticket.limits.budget_period)
+                if ticket.limits.tenant_budget_micro_usd is not None:
+                    touched[keys[5]] = ("tenant", ticket.tenant_id, ticket.limits.tenant_budget_period)
+            for name, (kind, owner, period) in touched.items():
+                await self._reconcile(keys=[name], args=[await self._spent(kind, owner, period_start(period))])
+            if touched:
+                log.warning("redis limits caught up: %d budgets reconciled with the ledger", len(touched))
 
     def _redis_down(self, exc: Exception) -> None:
+        if time.monotonic() >= self._down_until:  # a new outage (or the next try of one): start from the ledger
+            self._local.forget_budgets()
         log.warning(
             "redis unavailable for limits (%s); per-process limits for %ss", type(exc).__name__, RETRY_REDIS_AFTER_S
         )

@@ -92,6 +92,15 @@ class RedisServer:
             self.proc.wait()
             self.proc = None
 
+    def pause(self) -> None:
+        """SIGSTOP: connections stay open and nothing answers, like a stalled Redis."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
+
 
 class Relay:
     """``relay serve`` in its own process group: the master and its workers are real processes to signal."""
@@ -188,6 +197,9 @@ class Load:
     key: str
     model: str
     clients: int = 8
+    extra: dict[str, object] = field(default_factory=dict)
+    """More fields of every request's body (e.g. ``max_tokens``)."""
+    statuses: dict[int, int] = field(default_factory=dict)
     answered: set[str] = field(default_factory=set)
     failed: int = 0
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -208,7 +220,7 @@ class Load:
 
     def _client(self, stream: bool) -> None:
         headers = {"authorization": f"Bearer {self.key}"}
-        body = {"model": self.model, "messages": [{"role": "user", "content": "hello"}], "stream": stream}
+        body = {"model": self.model, "messages": [{"role": "user", "content": "hello"}], "stream": stream, **self.extra}
         with httpx.Client(base_url=self.url, timeout=10) as http:
             while not self._stop.is_set():
                 try:
@@ -223,11 +235,12 @@ class Load:
                 if request_id is None:
                     time.sleep(0.05)
 
-    @staticmethod
-    def _once(http: httpx.Client, headers: dict[str, str], body: dict[str, object], stream: bool) -> str | None:
+    def _once(self, http: httpx.Client, headers: dict[str, str], body: dict[str, object], stream: bool) -> str | None:
         """The request id of a fully answered 200 (a stream read to ``[DONE]``), else None."""
         with http.stream("POST", "/v1/chat/completions", json=body, headers=headers) as resp:
             raw = resp.read()
+            with self._lock:
+                self.statuses[resp.status_code] = self.statuses.get(resp.status_code, 0) + 1
             if resp.status_code != 200:
                 return None
             if stream and not raw.rstrip().endswith(b"data: [DONE]"):
