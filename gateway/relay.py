@@ -391,6 +391,8 @@ class Relay:
             if clean:
                 resp.release()
             else:
+                if error_code is None and not tap.finished:
+                    _read_what_arrived(resp, decoder, tap)  # the client left: the upstream's usage may be here
                 resp.close()  # cancels the upstream request when the client went away or it failed
             status = (
                 (200 if tap.finished else 499)
@@ -482,6 +484,20 @@ async def _chunks_or_silence(
         if not chunk:
             return
         yield chunk
+
+
+def _read_what_arrived(resp: aiohttp.ClientResponse, decoder: SSEDecoder, tap: StreamTap) -> None:
+    """Feed the tap what the upstream already sent but nobody read, without waiting for more.
+
+    When a client leaves, a fast upstream's last events (with its usage: OpenAI-dialect upstreams
+    report the prompt's tokens only there) are often already buffered; its own count beats ours.
+    """
+    try:
+        leftover = resp.content.read_nowait()
+        for event in decoder.feed(leftover):
+            tap.feed(event)
+    except Exception:  # whatever the buffer holds, the estimate stands
+        return
 
 
 def _usage_or_estimate(call: Call, tap: StreamTap, *, started: bool) -> Usage:

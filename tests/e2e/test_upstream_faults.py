@@ -4,16 +4,21 @@ secret or HTML page reaches the client, and every call that reached the relay is
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import aiohttp
 import httpx
 import msgspec
 import pytest
 from support import GatewayServer, free_port
 
+from gateway import relay as relay_module
+from gateway.passthrough import OpenAIPassthrough
+from gateway.protocols.sse import SSEDecoder
 from gateway.testing.fake_upstream import Reply
 
 PATHS = {"anthropic": "/v1/messages", "openai": "/v1/chat/completions"}
@@ -505,3 +510,24 @@ def test_a_deeply_nested_stream_event_ends_the_stream_with_an_error_event(stack,
         assert '"error"' in ending and ("nested too deeply" in ending or "malformed" in ending)
     rows = stack.seed.usage_rows(world.tenant, expect=1)
     assert [row.status for row in rows] == [502]
+
+
+async def test_what_a_fast_upstream_already_sent_is_read_for_its_usage_when_the_client_leaves(fake):
+    """Issue 12, item 10: a client leaving an OpenAI-dialect stream was billed the gateway's prompt count (6)
+    while the upstream's own (100), in its last chunk, was already in the buffer, unread."""
+    fake.enqueue(Reply(text=" ".join(["word"] * 50), chunks=50, chunk_delay_s=0.005, usage=(100, 40)))
+    body = {
+        "model": "m",
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+    async with aiohttp.ClientSession() as http, http.post(fake.url + "/v1/chat/completions", json=body) as resp:
+        tap = OpenAIPassthrough(model="m", client_wants_usage=False)
+        decoder = SSEDecoder()
+        for event in decoder.feed(await resp.content.readany()):  # the client read this much, then left
+            tap.feed(event)
+        await asyncio.sleep(0.6)  # the rest of the stream lands in the buffer meanwhile
+        assert tap.usage.input_tokens == 0 and not tap.finished
+        relay_module._read_what_arrived(resp, decoder, tap)
+    assert tap.usage.input_tokens == 100 and tap.usage.output_tokens == 40
