@@ -28,8 +28,9 @@ from gateway.metering import Meter, UsageRecord, request_log_line
 from gateway.metering.limits import Limiter, Ticket, asked_output, output_model
 from gateway.metering.outputs import OutputStats
 from gateway.plans import Plan, make_plan
-from gateway.protocols.sse import SSEDecoder, SSEError, SSEEvent, encode_event
+from gateway.protocols.sse import SSEDecoder, SSEError
 from gateway.security import scrub
+from gateway.stream_reading import PING, chunks_or_silence, encode_all, has_error_event, read_what_arrived
 from gateway.tokencount import count_anthropic_request, count_request
 from gateway.upstreams.breaker import Breakers
 from gateway.upstreams.client import Timeouts, UpstreamRequest, read_body, send
@@ -338,11 +339,11 @@ class Relay:
         ttft_ms: int | None = None
         error_code: str | None = None
         clean = False
-        ping = _PING[call.door]
+        ping = PING[call.door]
         # Same-dialect taps relay plain content events without decoding them (passthrough.leading_run).
         pass_raw: Callable[[bytes], tuple[bytes, bytes]] | None = getattr(tap, "pass_raw", None)
         try:
-            async for chunk in _chunks_or_silence(
+            async for chunk in chunks_or_silence(
                 resp, self._timeouts.keepalive_s, lambda: min(call_deadline, drain.deadline)
             ):
                 if chunk is None:  # the upstream is thinking: keep proxies and stall detectors from cutting us
@@ -354,45 +355,45 @@ class Relay:
                         raw, chunk = pass_raw(chunk)
                     out = [e for ev in decoder.feed(chunk) for e in tap.feed(ev)]
                     if raw or out:
-                        if error_code is None and _has_error_event(out):
+                        if error_code is None and has_error_event(out):
                             error_code = "upstream_stream_error"
                         if ttft_ms is None:
                             ttft_ms = _ms_since(call.started)
                         if tap.finished and error_code is None:
                             await _completed(call, plan)
-                        yield scrub(raw + _encode_all(out), secret)
+                        yield scrub(raw + encode_all(out), secret)
                     if tap.finished:
                         break
                 now = time.monotonic()
                 if now >= call_deadline:
                     error_code = "upstream_timeout"
-                    yield _encode_all(tap.fail("upstream stream exceeded the total time limit", "timeout_error"))
+                    yield encode_all(tap.fail("upstream stream exceeded the total time limit", "timeout_error"))
                     break
                 if now >= drain.deadline:
                     error_code = "gateway_draining"
-                    yield _encode_all(tap.fail("the gateway is restarting; retry the request", "overloaded_error"))
+                    yield encode_all(tap.fail("the gateway is restarting; retry the request", "overloaded_error"))
                     break
             else:
                 tail = [e for ev in decoder.finish() for e in tap.feed(ev)] + tap.finish()
-                if error_code is None and _has_error_event(tail):
+                if error_code is None and has_error_event(tail):
                     error_code = "upstream_stream_error"
                 if error_code is None and tap.finished:
                     await _completed(call, plan)
                 if tail:
-                    yield scrub(_encode_all(tail), secret)
+                    yield scrub(encode_all(tail), secret)
             clean = error_code is None
         except (aiohttp.ClientError, TimeoutError, SSEError) as exc:
             error_code = "upstream_stream_error"
-            yield _encode_all(tap.fail(f"upstream stream failed ({type(exc).__name__})", "api_error"))
+            yield encode_all(tap.fail(f"upstream stream failed ({type(exc).__name__})", "api_error"))
         except RecursionError:  # an event nested deeper than any decoder will follow
             error_code = "upstream_stream_error"
-            yield _encode_all(tap.fail("upstream sent a stream event nested too deeply", "api_error"))
+            yield encode_all(tap.fail("upstream sent a stream event nested too deeply", "api_error"))
         finally:
             if clean:
                 resp.release()
             else:
                 if error_code is None and not tap.finished:
-                    _read_what_arrived(resp, decoder, tap)  # the client left: the upstream's usage may be here
+                    read_what_arrived(resp, decoder, tap)  # the client left: the upstream's usage may be here
                 resp.close()  # cancels the upstream request when the client went away or it failed
             status = (
                 (200 if tap.finished else 499)
@@ -456,50 +457,6 @@ async def _completed(call: Call, plan: Plan) -> None:
         log.warning("could not keep reply %s of request %s", kept.get("id"), call.request_id, exc_info=True)
 
 
-_PING = {
-    Dialect.ANTHROPIC: encode_event(b'{"type":"ping"}', "ping"),
-    Dialect.OPENAI: b": keep-alive\n\n",  # an SSE comment: every OpenAI client skips it
-    Dialect.RESPONSES: b": keep-alive\n\n",
-}
-
-
-async def _chunks_or_silence(
-    resp: aiohttp.ClientResponse, every_s: float, deadline: Callable[[], float]
-) -> AsyncIterator[bytes | None]:
-    """The upstream's chunks as they arrive, and ``None`` after each ``every_s`` seconds of silence.
-
-    A silence never outlasts ``deadline()`` (the total time limit, or the drain's): they fire on a
-    timer, not on the next byte.
-    """
-    while True:
-        silence = asyncio.timeout(max(0.0, min(every_s, deadline() - time.monotonic())))
-        try:
-            async with silence:
-                chunk = await resp.content.readany()
-        except TimeoutError:
-            if not silence.expired():
-                raise  # aiohttp's own read timeout, not our keep-alive tick
-            yield None
-            continue
-        if not chunk:
-            return
-        yield chunk
-
-
-def _read_what_arrived(resp: aiohttp.ClientResponse, decoder: SSEDecoder, tap: StreamTap) -> None:
-    """Feed the tap what the upstream already sent but nobody read, without waiting for more.
-
-    When a client leaves, a fast upstream's last events (with its usage: OpenAI-dialect upstreams
-    report the prompt's tokens only there) are often already buffered; its own count beats ours.
-    """
-    try:
-        leftover = resp.content.read_nowait()
-        for event in decoder.feed(leftover):
-            tap.feed(event)
-    except Exception:  # whatever the buffer holds, the estimate stands
-        return
-
-
 def _usage_or_estimate(call: Call, tap: StreamTap, *, started: bool) -> Usage:
     """The upstream's usage; what it left out of a cut stream is estimated (and marked so)."""
     usage = tap.usage
@@ -513,18 +470,9 @@ def _usage_or_estimate(call: Call, tap: StreamTap, *, started: bool) -> Usage:
     return usage
 
 
-def _has_error_event(events: list[SSEEvent]) -> bool:
-    """A terminal error: Anthropic's ``event: error``, OpenAI's ``data: {"error": …}``, ``response.failed``."""
-    return any(e.event in ("error", "response.failed") or e.data.startswith('{"error"') for e in events)
-
-
 def request_id_headers(request_id: str) -> dict[str, str]:
     """Each SDK reads its own header: Anthropic's ``request-id``, OpenAI's ``x-request-id``."""
     return {"request-id": request_id, "x-request-id": request_id}
-
-
-def _encode_all(events: list[SSEEvent]) -> bytes:
-    return b"".join(encode_event(e.data, e.event) for e in events)
 
 
 def _ms_since(start: float) -> int:

@@ -16,9 +16,9 @@ import msgspec
 import pytest
 from support import GatewayServer, free_port
 
-from gateway import relay as relay_module
 from gateway.passthrough import OpenAIPassthrough
 from gateway.protocols.sse import SSEDecoder
+from gateway.stream_reading import read_what_arrived
 from gateway.testing.fake_upstream import Reply
 
 PATHS = {"anthropic": "/v1/messages", "openai": "/v1/chat/completions"}
@@ -529,5 +529,5 @@ async def test_what_a_fast_upstream_already_sent_is_read_for_its_usage_when_the_
             tap.feed(event)
         await asyncio.sleep(0.6)  # the rest of the stream lands in the buffer meanwhile
         assert tap.usage.input_tokens == 0 and not tap.finished
-        relay_module._read_what_arrived(resp, decoder, tap)
+        read_what_arrived(resp, decoder, tap)
     assert tap.usage.input_tokens == 100 and tap.usage.output_tokens == 40
