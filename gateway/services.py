@@ -47,6 +47,8 @@ class Services:
     relay: Relay
     conversations: ConversationStore
     outage: Outage
+    ready_once: bool = False
+    """``/readyz`` has seen the database and Redis up once: through a later outage the caches serve."""
 
     @classmethod
     async def start(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+import time
 from typing import Any
 
 import sqlalchemy as sa
@@ -31,11 +33,19 @@ async def healthz() -> dict[str, str]:
 
 @get("/readyz", media_type="application/json")
 async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, str]]:
+    """Ready: 200 ``ok``; 200 ``degraded`` while this process can still serve through an outage; else 503.
+
+    A process that was ready keeps serving known keys from its caches for ``RELAY_STALE_IF_ERROR``
+    after the database goes, and runs per-process limits while Redis is away (unless
+    ``RELAY_METERING_FAIL_CLOSED``): taking every replica out of the load balancer then would turn
+    a partial outage into a total one. A process that never reached its database is not ready.
+    """
     services: Services = request.app.state.services
     checks: dict[str, str] = {}
     try:
-        async with services.engine.connect() as conn:
-            await conn.execute(sa.text("SELECT 1"))
+        async with asyncio.timeout(2.0):
+            async with services.engine.connect() as conn:
+                await conn.execute(sa.text("SELECT 1"))
         checks["database"] = "ok"
     except Exception as exc:
         checks["database"] = f"error: {type(exc).__name__}"
@@ -45,8 +55,17 @@ async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, str]]:
             checks["redis"] = "ok"
         except Exception as exc:
             checks["redis"] = f"error: {type(exc).__name__}"
-    ok = all(v == "ok" for v in checks.values())
-    return Response({"status": "ok" if ok else "unavailable", **checks}, status_code=200 if ok else 503)
+    if all(v == "ok" for v in checks.values()):
+        services.ready_once = True
+        return Response({"status": "ok", **checks}, status_code=200)
+    since = services.outage.since
+    stale_ok = since is None or time.monotonic() - since < services.settings.stale_if_error_s
+    db_ok = checks["database"] == "ok" or (services.ready_once and stale_ok)
+    redis_ok = checks.get("redis", "ok") == "ok" or not services.settings.metering_fail_closed
+    degraded = db_ok and redis_ok
+    return Response(
+        {"status": "degraded" if degraded else "unavailable", **checks}, status_code=200 if degraded else 503
+    )
 
 
 @get("/metrics", media_type="text/plain; version=0.0.4")

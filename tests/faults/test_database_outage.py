@@ -23,10 +23,13 @@ def test_a_database_outage_serves_known_keys_and_answers_503_to_the_rest(postgre
         http = httpx.Client(base_url=relay.url, timeout=20)
         known = {"authorization": f"Bearer {site.key}"}
         assert http.post("/v1/chat/completions", json=BODY, headers=known).status_code == 200
+        assert http.get("/readyz").json()["status"] == "ok"
         site.pg.stop("immediate")
         time.sleep(4.5)  # past the key cache's TTL and grace (3 s + 1 s)
         for _ in range(30):
             assert http.post("/v1/chat/completions", json=BODY, headers=known).status_code == 200
+        ready = http.get("/readyz")  # still in the load balancer: it serves what it knows
+        assert ready.status_code == 200 and ready.json()["status"] == "degraded", ready.text
 
         for path, auth in (("/v1/chat/completions", "authorization"), ("/v1/messages", "x-api-key")):
             value = f"Bearer {stranger}" if auth == "authorization" else stranger
