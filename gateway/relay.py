@@ -61,6 +61,11 @@ class Call:
     """The request's hold on its key's limits and budgets, settled once when the call is over."""
     spent: list[int] = field(default_factory=lambda: [0, 0])
     """Tokens and micro-USD of every attempt so far (fallbacks included), for settling the ticket."""
+    tries: list[tuple[str, int, str | None]] = field(default_factory=list)
+    """Failed attempts so far (model, status, error code), shared by the request's attempts like ``spent``:
+    retries and fallbacks are attempts inside one request, recorded as one ledger row."""
+    requested_model: str = ""
+    """The public model the client asked for (a fallback's attempt routes elsewhere)."""
     client_request_id: str | None = None
     """The caller's own ``x-request-id``, for correlation only (never the ledger's key)."""
     keeper: Keeper | None = None
@@ -174,27 +179,27 @@ class Relay:
         routes = (call.route, *fallbacks)
         attempts = 0
         waited = 0.0
+        call.requested_model = call.route.public_name
         for n, route in enumerate(routes):
             for retry in range(self._retry.retries + 1):
-                # Later attempts are copies sharing ``spent`` (the same list); the ticket stays with ``call``.
-                attempt = (
-                    call
-                    if attempts == 0
-                    else replace(call, route=route, request_id=f"{call.request_id}.{attempts}", notes=(), ticket=None)
-                )
+                # Later attempts are copies sharing ``spent`` and ``tries``; the ticket stays with ``call``.
+                attempt = call if attempts == 0 else replace(call, route=route, notes=(), ticket=None)
                 attempts += 1
                 try:
                     reply = await self._attempt(attempt)
                 except GatewayError as exc:
                     delay = self._retry.delay(exc, retry, waited)
                     if delay is not None:
+                        call.tries.append((route.public_name, exc.status_code, exc.code))
                         waited += delay
                         await asyncio.sleep(delay)
                         continue
                     if n + 1 < len(routes) and falls_back(exc):
                         log.warning("falling back from %s to %s: %s", route.public_name, routes[n + 1].public_name,
                                     exc.code)  # fmt: skip
+                        call.tries.append((route.public_name, exc.status_code, exc.code))
                         break
+                    self._record(attempt, Usage(), exc.status_code, None, exc.code)  # the request's one row
                     raise
                 if n:
                     reply.headers["relay-fallback-model"] = route.public_name
@@ -216,16 +221,14 @@ class Relay:
         if not self._breakers.allow(upstream_id):
             err = UpstreamError(f"upstream {call.route.upstream.name!r} is failing; circuit open", status_code=503)
             err.code = "circuit_open"
-            self._record(call, Usage(), err.status_code, None, err.code)
             raise err
         try:
             resp = await send(
                 self._session_for(call.route), plan.request, self._timeouts_for(call.route), self._deadline(call)
             )
-        except GatewayError as exc:
+        except GatewayError:
             self._breakers.failure(upstream_id)
             metrics.set_circuit(call.route.upstream.name, self._breakers.state(upstream_id) == "open")
-            self._record(call, Usage(), exc.status_code, None, exc.code)
             raise
         if resp.status >= 500:
             self._breakers.failure(upstream_id)
@@ -250,7 +253,6 @@ class Relay:
         kind = resp.content_type or "no content type"
         resp.close()
         err = UpstreamUnavailable(f"upstream answered a streaming request with {kind}, not an event stream")
-        self._record(call, Usage(), err.status_code, None, err.code)
         raise err
 
     async def count_tokens(self, call: Call) -> JSONReply:
@@ -300,7 +302,6 @@ class Relay:
         finally:
             resp.release()
         err = scrubbed_error(plan.error(resp.status, raw, resp.headers), call.route.upstream.api_key)
-        self._record(call, Usage(), err.status_code, None, err.code)
         raise err
 
     async def _answer_json(
@@ -313,14 +314,11 @@ class Relay:
             err: GatewayError = UpstreamUnavailable(
                 f"upstream connection failed while reading the answer ({type(exc).__name__})"
             )
-            self._record(call, Usage(), err.status_code, None, err.code)
             raise err from None
         except (ValueError, msgspec.DecodeError, RecursionError):  # RecursionError: JSON nested too deeply
             err = UpstreamUnavailable("upstream sent a response that is not valid JSON (or nested too deeply)")
-            self._record(call, Usage(), err.status_code, None, err.code)
             raise err from None
         except GatewayError as exc:  # a converter found an error inside a 200 answer
-            self._record(call, Usage(), exc.status_code, None, exc.code)
             raise scrubbed_error(exc, call.route.upstream.api_key) from None
         finally:
             resp.release()
@@ -406,11 +404,15 @@ class Relay:
 
     def _record(self, call: Call, usage: Usage, status: int, ttft_ms: int | None, error_code: str | None) -> None:
         route = call.route
+        asked = call.requested_model or route.public_name
         rec = UsageRecord(
             request_id=call.request_id,
             tenant_id=call.principal.tenant_id,
             key_id=call.principal.key_id,
-            model=route.public_name,
+            model=asked,
+            attempts=len(call.tries) + 1,
+            served_model=route.public_name if route.public_name != asked else None,
+            tries=tuple(call.tries),
             upstream_id=route.upstream.id,
             door_dialect=call.door.value,
             upstream_dialect=route.dialect.value,

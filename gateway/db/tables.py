@@ -203,6 +203,10 @@ class UsageEvent(Base):
     error_code: Mapped[str | None] = mapped_column(sa.String(64))
     latency_ms: Mapped[int] = mapped_column(sa.Integer, default=0)
     ttft_ms: Mapped[int | None] = mapped_column(sa.Integer)
+    attempts: Mapped[int] = mapped_column(sa.SmallInteger, default=1, server_default="1")
+    """Upstream attempts inside this one request (retries and fallbacks): one request, one row."""
+    served_model: Mapped[str | None] = mapped_column(sa.String(200))
+    """The fallback model that finally answered, when it was not ``model`` (the one asked for)."""
 
 
 class AuditLog(Base):

@@ -28,6 +28,12 @@ class UsageRecord:
     ttft_ms: int | None = None
     error_code: str | None = None
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    attempts: int = 1
+    """Upstream attempts inside the request (retries and fallbacks); the failed ones are in ``tries``."""
+    served_model: str | None = None
+    """The fallback model that answered, when not ``model`` (the one asked for)."""
+    tries: tuple[tuple[str, int, str | None], ...] = ()
+    """Failed attempts before the last: (model, status, error code), for the log line (not stored)."""
 
 
 class Meter(Protocol):
@@ -69,6 +75,10 @@ def request_log_line(
         "latency_ms": rec.latency_ms,
         "ttft_ms": rec.ttft_ms,
     }
+    if rec.attempts > 1:
+        doc["attempts"] = rec.attempts
+        doc["served_model"] = rec.served_model
+        doc["failed_attempts"] = [{"model": m, "status": st, "error": code} for m, st, code in rec.tries]
     if client_request_id:
         doc["client_request_id"] = client_request_id
     if notes:

@@ -72,6 +72,8 @@ def event_row(rec: UsageRecord) -> dict[str, Any]:
         "error_code": _clip(rec.error_code, 64),
         "latency_ms": _int(rec.latency_ms),
         "ttft_ms": _int(rec.ttft_ms),
+        "attempts": max(1, min(rec.attempts, 32_767)),
+        "served_model": _clip(rec.served_model, 200),
     }
 
 

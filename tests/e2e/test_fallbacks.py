@@ -39,9 +39,12 @@ def test_upstream_error_before_the_first_byte_falls_back(stack, fake, chain, sta
     assert r.json()["choices"][0]["message"]["content"] == "served by backup"
     assert r.json()["model"] == "backup" and r.headers["relay-fallback-model"] == "backup"
     assert [q.json["model"] for q in fake.requests] == ["primary-id", "backup-id"]
-    rows = stack.seed.usage_rows(tenant, expect=2)
-    assert [(row.model, row.status, row.output_tokens) for row in rows] == [("primary", status, 0), ("backup", 200, 2)]
-    assert rows[1].request_id == rows[0].request_id + ".1"
+    # One request, one row (issue 13): asked for "primary", answered by "backup", two attempts.
+    rows = stack.seed.usage_rows(tenant, expect=2, timeout_s=1.0)
+    assert [(row.model, row.served_model, row.attempts, row.status, row.output_tokens) for row in rows] == [
+        ("primary", "backup", 2, 200, 2)
+    ]
+    assert rows[0].request_id == r.headers["request-id"]
 
 
 def test_connection_refused_falls_back(stack, fake, chain):

@@ -48,12 +48,10 @@ def test_5xx_is_retried_with_backoff_and_only_the_success_is_billed(retrying, fa
     r = ask(retrying, key)
     assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"] == "third time"
     assert len(fake.requests) == 3
-    rows = seed.usage_rows(tenant, expect=3)
-    assert [(row.status, row.output_tokens, row.cost_micro_usd > 0) for row in rows] == [
-        (502, 0, False),
-        (503, 0, False),
-        (200, 2, False),
-    ]
+    # One request, one row (issue 13): the two failed attempts are counted in it, not beside it.
+    rows = seed.usage_rows(tenant, expect=3, timeout_s=1.0)
+    assert [(row.status, row.attempts, row.served_model, row.output_tokens) for row in rows] == [(200, 3, None, 2)]
+    assert rows[0].request_id == r.headers["request-id"]
 
 
 def test_short_retry_after_is_honoured_and_long_one_is_passed_on(retrying, fake):
