@@ -36,6 +36,7 @@ __all__ = [
     "RateLimited",
     "RequestTooLarge",
     "ServiceUnavailable",
+    "UpstreamBlocked",
     "UpstreamError",
     "UpstreamTimeout",
     "UpstreamUnavailable",
@@ -128,6 +129,16 @@ class UpstreamError(GatewayError):
 
 class UpstreamUnavailable(UpstreamError):
     code = "upstream_unavailable"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, status_code=502)
+
+
+class UpstreamBlocked(UpstreamError):
+    """The SSRF guard refused the upstream's address: a setting to change, not a failure to retry."""
+
+    code = "upstream_address_not_allowed"
+    should_retry = False
 
     def __init__(self, message: str) -> None:
         super().__init__(message, status_code=502)

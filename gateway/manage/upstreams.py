@@ -40,7 +40,10 @@ async def check_tenant_base_url(url: str, allowlist: Allowlist) -> None:
     try:
         await asyncio.to_thread(check_url_at_save, url, allowlist)
     except BlockedAddress as exc:
-        raise InvalidRequest(f"base URL refused: {exc}") from None
+        raise InvalidRequest(
+            f"base URL refused: {exc}. To let tenant upstreams reach it (a local Ollama, vLLM or LM Studio), "
+            "start Relay with RELAY_UPSTREAM_ALLOWLIST listing it, e.g. RELAY_UPSTREAM_ALLOWLIST=127.0.0.1:11434"
+        ) from None
 
 
 def _scope(column: Any, tenant: Tenant | None) -> Any:

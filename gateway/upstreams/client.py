@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import time
 from dataclasses import dataclass
 
 import aiohttp
 
-from gateway.errors import UpstreamTimeout, UpstreamUnavailable
+from gateway.errors import UpstreamBlocked, UpstreamTimeout, UpstreamUnavailable
+from gateway.ssrf import BlockedAddress
+
+log = logging.getLogger("relay")
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +79,12 @@ async def send(
             raise UpstreamTimeout("upstream call exceeded the total time limit") from None
         raise UpstreamTimeout("upstream did not answer in time") from None
     except aiohttp.ClientConnectorError as exc:
+        if isinstance(exc.os_error, BlockedAddress):
+            log.warning("upstream %s refused by the SSRF guard: %s", exc.host, exc.os_error)
+            raise UpstreamBlocked(
+                f"upstream address not allowed: {exc.os_error}. An operator can allow it with "
+                "RELAY_UPSTREAM_ALLOWLIST (e.g. 127.0.0.1:11434 for a local Ollama)"
+            ) from None
         raise UpstreamUnavailable(f"cannot connect to upstream ({type(exc).__name__})") from None
     except aiohttp.ClientError as exc:
         raise UpstreamUnavailable(f"upstream connection failed ({type(exc).__name__})") from None

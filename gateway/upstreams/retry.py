@@ -6,7 +6,7 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from gateway.errors import GatewayError, UpstreamError, UpstreamTimeout
+from gateway.errors import GatewayError, UpstreamBlocked, UpstreamError, UpstreamTimeout
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,7 +21,11 @@ class RetryPolicy:
     max_total_wait_s: float = 10.0
 
     def delay(self, exc: GatewayError, retry: int, waited: float) -> float | None:
-        if retry >= self.retries or not isinstance(exc, UpstreamError) or isinstance(exc, UpstreamTimeout):
+        if (
+            retry >= self.retries
+            or not isinstance(exc, UpstreamError)
+            or isinstance(exc, UpstreamTimeout | UpstreamBlocked)
+        ):
             return None
         if exc.code == "circuit_open":
             return None  # waiting cannot help before the cooldown; a fallback can

@@ -15,8 +15,10 @@ from gateway.testing.fake_upstream import Reply
 
 @pytest.fixture
 def guarded(stack):
-    """A gateway with no allowlist: nothing on loopback or private ranges is reachable for tenants."""
-    server = GatewayServer(replace(stack.settings, upstream_allowlist="")).start()
+    """A gateway with no allowlist: nothing on loopback or private ranges is reachable for tenants.
+
+    Retries on: a refusal by the guard must not be retried (issue 13)."""
+    server = GatewayServer(replace(stack.settings, upstream_allowlist="", upstream_retries=2)).start()
     yield server
     server.stop()
 
@@ -39,6 +41,13 @@ def test_tenant_upstream_on_loopback_is_refused_at_connect_time(guarded, fake):
     assert r.status_code == 502, r.text
     assert fake.requests == []
     assert "up-secret-key" not in r.text
+    # The truth, and what to do about it (it said "cannot connect to upstream (ClientConnectorError)").
+    error = r.json()["error"]
+    assert "address not allowed" in error["message"] and "RELAY_UPSTREAM_ALLOWLIST" in error["message"]
+    assert "names the local host" in error["message"]
+    assert r.headers["x-should-retry"] == "false"
+    rows = seed.usage_rows(tenant, expect=1)
+    assert [(row.status, row.attempts, row.error_code) for row in rows] == [(502, 1, "upstream_address_not_allowed")]
 
 
 def test_platform_upstream_on_loopback_is_trusted(guarded, fake):
@@ -97,6 +106,7 @@ def test_cli_refuses_hostile_tenant_base_urls(stack, url):
         env={"RELAY_UPSTREAM_ALLOWLIST": ""},
     )
     assert r.returncode == 1 and "base URL refused" in r.stderr, r.stderr
+    assert "RELAY_UPSTREAM_ALLOWLIST=127.0.0.1:11434" in r.stderr  # says how to allow a local model server
 
 
 def test_allowlist_lets_a_local_ollama_in(stack):
