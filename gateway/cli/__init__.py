@@ -8,7 +8,6 @@ from __future__ import annotations
 import sys
 
 from gateway.cli.parser import build_parser
-from gateway.cli.run import run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -17,4 +16,6 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help(sys.stderr)
         return 2
+    from gateway.cli.run import run  # after parsing: --help and usage errors load nothing more
+
     return run(args)
