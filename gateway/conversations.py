@@ -124,6 +124,10 @@ class ConversationStore:
         self._clock = clock
         self._purging: asyncio.Task[None] | None = None
         self._pending: dict[str, _Pending] = {}
+        self._writing: set[str] = set()
+        """Ids of the batch an INSERT is writing now."""
+        self._deleted_while_writing: set[str] = set()
+        """Deleted while their INSERT was in flight: deleted again once it lands (it would resurrect them)."""
         self._wake = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
         self.miss_grace_s = MISS_GRACE_S
@@ -293,9 +297,19 @@ class ConversationStore:
         batch = list(self._pending.items())
         if not batch:
             return
-        rows = [await self._row(id, p) for id, p in batch]
-        async with self._sessions.begin() as session:
-            await session.execute(self._insert(session), rows)
+        self._writing = {id for id, _ in batch}
+        try:
+            rows = [await self._row(id, p) for id, p in batch]
+            async with self._sessions.begin() as session:
+                await session.execute(self._insert(session), rows)
+            # A DELETE that ran before this INSERT committed found nothing: the row must go now.
+            gone = self._deleted_while_writing & self._writing
+            if gone:
+                async with self._sessions.begin() as session:
+                    await session.execute(sa.delete(ConversationTurn).where(ConversationTurn.id.in_(gone)))
+        finally:
+            self._deleted_while_writing -= self._writing
+            self._writing = set()
         for id, p in batch:
             if self._pending.get(id) is p:
                 del self._pending[id]
@@ -323,6 +337,8 @@ class ConversationStore:
         kept = pending is not None and (pending.kind, pending.tenant_id, pending.key_id) == (kind, tenant_id, key_id)
         if kept:
             del self._pending[id]
+            if id in self._writing:
+                self._deleted_while_writing.add(id)
         t = ConversationTurn
         now = self._clock()
         # An expired row of the caller's is deleted too, but answers False like any unknown id.

@@ -23,6 +23,12 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # Globally unique again: an address kept by several tenants stays with its first account; the others
+    # get a suffixed address (lossy, as any way back to a stricter rule must be).
+    op.execute(
+        "UPDATE users SET email = substr(email, 1, 280) || '#' || id "
+        "WHERE id NOT IN (SELECT MIN(id) FROM users GROUP BY email)"
+    )
     with op.batch_alter_table('users', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_users_email'))
         batch_op.drop_constraint(batch_op.f('uq_users_tenant_id'), type_='unique')

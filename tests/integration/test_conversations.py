@@ -322,3 +322,20 @@ def test_settings_from_env():
     assert (s.conversation_ttl_s, s.conversation_max_bytes) == (30 * 86400, 8 * MIB)
     s = Settings.from_env({**env, "RELAY_CONVERSATION_TTL": "300", "RELAY_CONVERSATION_MAX_BYTES": "1048576"})
     assert (s.conversation_ttl_s, s.conversation_max_bytes) == (300, MIB)
+
+
+async def test_a_turn_deleted_while_its_write_is_in_flight_stays_deleted(store: ConversationStore, sessions):
+    """A DELETE that ran before the write-behind INSERT committed found nothing, and the INSERT then
+    resurrected the turn (seen in CI: a deleted response was still retrievable)."""
+    tenant, key, rid = hexid(), hexid(), hexid("resp_")
+    assert store.keep("response", rid, transcript(), tenant_id=tenant, key_id=key)
+    writing = asyncio.create_task(store.flush())
+    while not store._writing:  # the INSERT is under way
+        await asyncio.sleep(0)
+    assert await store.delete("response", rid, tenant_id=tenant, key_id=key)
+    await writing
+    assert await store.get("response", rid, tenant_id=tenant, key_id=key) is None
+    async with sessions() as s:
+        left = (await s.execute(sa.select(sa.func.count()).where(ConversationTurn.id == rid))).scalar_one()
+    assert left == 0
+    await store.close()
