@@ -7,12 +7,14 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
-from litestar import Litestar, Router
-from litestar.exceptions import HTTPException
+from litestar import Litestar, Request, Response, Router
+from litestar.exceptions import HTTPException, NotFoundException
 from litestar.logging.config import LoggingConfig
 
 from admin_ui import admin_router, session_actor
+from admin_ui.web import error_page
 from gateway.api.doors import DoorsApp
 from gateway.api.errors import gateway_error_handler
 from gateway.api.health import HEALTH_HANDLERS
@@ -63,6 +65,14 @@ def create_app(settings: Settings | None = None, *, auto_migrate: bool | None = 
         finally:
             await services.close()
 
+    admin_prefix = settings.root_path + "/admin"
+
+    def not_found(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+        """An unknown path under ``/admin`` is a page for a browser (styled HTML 404); elsewhere an API error."""
+        if request.url.path == admin_prefix or request.url.path.startswith(admin_prefix + "/"):
+            return error_page(request, exc)
+        return gateway_error_handler(request, exc)
+
     routes = Router(
         path=settings.root_path or "/",
         route_handlers=[*MODEL_HANDLERS, *RESPONSES_HANDLERS, *HEALTH_HANDLERS, MANAGEMENT_API, admin_router()],
@@ -72,6 +82,7 @@ def create_app(settings: Settings | None = None, *, auto_migrate: bool | None = 
         route_handlers=[routes],
         lifespan=[lifespan],
         exception_handlers={
+            NotFoundException: not_found,
             GatewayError: gateway_error_handler,
             HTTPException: gateway_error_handler,
             Exception: gateway_error_handler,

@@ -261,3 +261,12 @@ def test_failed_connection_test_shows_the_failure_inert(stack, fake):
     text = owner.get(f"/models/{model_id}").text
     assert "Upstream failed" in text and "<script>alert" not in text and "<img src=x" not in text
     assert text.count('<span class="badge bad">fail</span>') == 1 and "skipped" in text
+
+
+def test_an_unknown_admin_page_is_a_styled_html_404_and_the_api_stays_json(stack):
+    """Issue 13, item 9: /admin/nowhere showed a raw JSON 404 (model_not_found) in the browser."""
+    page = httpx.get(stack.url + "/admin/nowhere")
+    assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
+    assert "<html" in page.text.lower() and "model_not_found" not in page.text
+    api = httpx.get(stack.url + "/v1/nowhere")
+    assert api.status_code == 404 and api.json()["error"]["code"] == "not_found"
