@@ -25,6 +25,7 @@ from gateway.auth import hash_password, verify_password
 from gateway.db.tables import User
 from gateway.errors import GatewayError
 from gateway.manage import tenants
+from gateway.manage.tenants import MIN_PASSWORD_LENGTH
 
 BAD_LOGIN = "Email or password is incorrect."
 THROTTLED = "Too many failed sign-ins for this account or address. Wait a while, then try again."
@@ -151,8 +152,8 @@ async def setup(request: Request[Any, Any, Any]) -> Response[Any]:
     tenant_name = form.text("tenant_name", label="Organisation name", required=True)
     email = form.text("email", label="Email", required=True, max_len=320)
     password = form.value("password")
-    if len(password) < 12:
-        form.errors["password"] = "Use at least 12 characters."  # noqa: S105
+    if len(password) < MIN_PASSWORD_LENGTH:
+        form.errors["password"] = f"Use at least {MIN_PASSWORD_LENGTH} characters."
     elif password != form.value("password2"):
         form.errors["password2"] = "The two passwords differ."
     if not form.ok:

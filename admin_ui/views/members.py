@@ -16,7 +16,7 @@ from admin_ui.web import page, redirect, services_of
 from gateway.db.tables import User
 from gateway.errors import GatewayError, InvalidRequest, NotFound
 from gateway.manage import tenants
-from gateway.manage.tenants import ROLES
+from gateway.manage.tenants import MIN_PASSWORD_LENGTH, ROLES
 
 USERS = {"access": "users"}
 
@@ -47,8 +47,8 @@ async def invite(request: Request[Any, Any, Any]) -> Response[str]:
     generated = not password
     if generated:
         password = generated_password()
-    elif len(password) < 12:
-        form.errors["password"] = "Use at least 12 characters, or leave empty to generate one."  # noqa: S105
+    elif len(password) < MIN_PASSWORD_LENGTH:
+        form.errors["password"] = f"Use at least {MIN_PASSWORD_LENGTH} characters, or leave empty to generate one."
     if not form.ok:
         return await _page(request, form, status=400)
     try:

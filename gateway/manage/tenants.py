@@ -31,6 +31,10 @@ async def get_tenant(session: AsyncSession, name: str) -> Tenant:
     return tenant
 
 
+MIN_PASSWORD_LENGTH = 12
+"""One password policy for the CLI, the management API and the admin UI (NIST 800-63B: length over rules)."""
+
+
 async def create_user(
     session: AsyncSession,
     *,
@@ -46,8 +50,8 @@ async def create_user(
         raise InvalidRequest(f"email {email!r} is not an email address")
     if role not in ROLES:
         raise InvalidRequest(f"role must be one of {', '.join(ROLES)}")
-    if len(password) < 8:
-        raise InvalidRequest("password must be at least 8 characters")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidRequest(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
     # Unique within the tenant only: a 409 for an address of another tenant told its owner it exists there.
     if await session.scalar(sa.select(User.id).where(User.tenant_id == tenant.id, User.email == email)):
         raise Conflict(f"user {email!r} already exists in this tenant")
