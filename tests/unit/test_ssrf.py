@@ -409,10 +409,11 @@ async def test_redirect_hop_is_checked_even_if_followed(server_port: int) -> Non
     assert "127.0.0.1 is a loopback address" in str(_blocked_cause(info.value))
 
 
-async def test_relay_send_maps_refusal_to_upstream_unavailable(server_port: int) -> None:
-    from gateway.errors import UpstreamUnavailable
+async def test_relay_send_maps_refusal_to_upstream_blocked(server_port: int) -> None:
+    """A refusal says so, with the reason and the setting that allows it (issue 13: it said "cannot connect")."""
+    from gateway.errors import UpstreamBlocked
     from gateway.upstreams.client import Timeouts, UpstreamRequest, send
 
     async with guarded_session(NONE) as session:
-        with pytest.raises(UpstreamUnavailable):
+        with pytest.raises(UpstreamBlocked, match="loopback.*RELAY_UPSTREAM_ALLOWLIST"):
             await send(session, UpstreamRequest(f"http://127.0.0.1:{server_port}/", {}, b"{}"), Timeouts())
