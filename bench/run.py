@@ -264,7 +264,9 @@ def _pairs(text: str) -> list[tuple[str, str]]:
 def select_pairs(pairs: str | None, doors: str | None) -> list[tuple[str, str]]:
     """The door:upstream pairs to run; with the Responses door, the Chat door on the same upstreams too."""
     if pairs is not None:
-        return [p for p in _pairs(pairs) if doors is None or p[0] in doors.split(",")]
+        chosen = [p for p in _pairs(pairs) if doors is None or p[0] in doors.split(",")]
+        twins = [twin for p in chosen if (twin := chat_twin(*p)) is not None]
+        return list(dict.fromkeys(chosen + twins))
     wanted = (doors or "anthropic,openai").split(",")
     unknown = set(wanted) - set(DOOR_PATHS)
     if unknown:
@@ -344,7 +346,8 @@ def main() -> None:
     parser.add_argument(
         "--pairs",
         default=None,
-        help=f"door:upstream-dialect pairs (default {DEFAULT_PAIRS}, plus {RESPONSES_PAIRS} with --doors responses)",
+        help=f"door:upstream-dialect pairs (default {DEFAULT_PAIRS}, plus {RESPONSES_PAIRS} with --doors responses); "
+        "a responses pair brings the Chat door's pair it is compared with",
     )
     parser.add_argument(
         "--doors",

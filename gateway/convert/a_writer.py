@@ -33,6 +33,9 @@ class _Pending:
     args: list[str] = field(default_factory=list)
 
 
+_TEXTS = (Text, Reasoning)
+
+
 class AnthropicWriter:
     def __init__(
         self,
@@ -131,8 +134,7 @@ class AnthropicWriter:
         self.out_chars += len(text)
         if self.hints.omit_reasoning:
             return []
-        block = {"type": "thinking", "thinking": "", "signature": ""}
-        out = [] if self.open_kind == "thinking" else self._open(block)
+        out = [] if self.open_kind == "thinking" else self._open({"type": "thinking", "thinking": "", "signature": ""})
         return [*out, self._delta({"type": "thinking_delta", "thinking": text})]
 
     def _tool_block(self, tool_id: str, name: str) -> list[SSEEvent]:
@@ -141,7 +143,7 @@ class AnthropicWriter:
     # -- events --------------------------------------------------------------------------------
 
     def apply(self, event: Event) -> list[SSEEvent]:
-        if isinstance(event, Text | Reasoning):
+        if isinstance(event, _TEXTS):
             if not event.text:
                 return []
             if self.tool_phase:

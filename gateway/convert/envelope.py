@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 from typing import Any
 
@@ -33,7 +32,7 @@ def _unb64(text: str) -> bytes:
 
 
 def _tag(key: bytes, payload: str) -> str:
-    return _b64(hmac.new(key, (PREFIX + payload).encode(), hashlib.sha256).digest()[:_TAG_BYTES])
+    return _b64(hmac.digest(key, (PREFIX + payload).encode(), "sha256")[:_TAG_BYTES])
 
 
 def seal(key: bytes, carry: dict[str, str]) -> str:

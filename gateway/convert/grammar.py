@@ -6,6 +6,7 @@ streams through the same checkers.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["AnthropicGrammar", "GrammarError", "OpenAIGrammar"]
@@ -17,6 +18,8 @@ _DELTA_FOR = {
     "input_json_delta": "tool_use",
     "citations_delta": "text",
 }
+_NON_EMPTY = {"text_delta": "text", "thinking_delta": "thinking"}
+"""The field a delta of each kind must not leave empty."""
 
 
 class GrammarError(ValueError):
@@ -36,10 +39,10 @@ class AnthropicGrammar:
             raise GrammarError(f"event name {name!r} does not match payload type {payload.get('type')!r}")
         if self.state in ("stopped", "errored"):
             raise GrammarError(f"{name} after the end of the stream")
-        handler = getattr(self, f"_on_{name}", None)
+        handler = _ANTHROPIC_CHECKS.get(name)
         if handler is None:
             raise GrammarError(f"unknown event {name!r}")
-        handler(payload)
+        handler(self, payload)
 
     def _on_error(self, payload: dict[str, Any]) -> None:
         self.state = "errored"
@@ -77,7 +80,7 @@ class AnthropicGrammar:
         kind = delta.get("type")
         if _DELTA_FOR.get(str(kind)) != self.open[1]:
             raise GrammarError(f"{kind} into a {self.open[1]} block")
-        field = {"text_delta": "text", "thinking_delta": "thinking"}.get(str(kind))
+        field = _NON_EMPTY.get(str(kind))
         if field is not None and not delta.get(field):
             raise GrammarError(f"empty {kind}")
 
@@ -103,6 +106,19 @@ class AnthropicGrammar:
     @property
     def complete(self) -> bool:
         return self.state in ("stopped", "errored")
+
+
+_ANTHROPIC_CHECKS: dict[str, Callable[[AnthropicGrammar, dict[str, Any]], None]] = {
+    "error": AnthropicGrammar._on_error,
+    "message_start": AnthropicGrammar._on_message_start,
+    "ping": AnthropicGrammar._on_ping,
+    "content_block_start": AnthropicGrammar._on_content_block_start,
+    "content_block_delta": AnthropicGrammar._on_content_block_delta,
+    "content_block_stop": AnthropicGrammar._on_content_block_stop,
+    "message_delta": AnthropicGrammar._on_message_delta,
+    "message_stop": AnthropicGrammar._on_message_stop,
+}
+"""The check of each Anthropic event (a dict lookup: ``check`` runs on every event a writer sends)."""
 
 
 class OpenAIGrammar:

@@ -54,8 +54,13 @@ class ResponsesGrammar:
             raise GrammarError(f"{kind} after the end of the stream")
         if self.state == "init" and kind != "response.created":
             raise GrammarError(f"{kind} before response.created")
-        if kind.startswith("response.") and isinstance(payload.get("response"), dict):
-            self._lifecycle(kind, payload["response"])
+        response = payload.get("response")
+        if isinstance(response, dict) and kind.startswith("response."):
+            self._lifecycle(kind, response)
+        elif kind in _PART_EVENTS or kind == "response.content_part.done":  # the deltas: most events
+            self._item(payload, kind)
+            if (payload["output_index"], payload.get("content_index")) not in self.parts:
+                raise GrammarError(f"{kind} before its content part was added")
         elif kind == "response.output_item.added":
             self._added(payload)
         elif kind == "response.output_item.done":
@@ -64,10 +69,6 @@ class ResponsesGrammar:
         elif kind == "response.content_part.added":
             self._item(payload, kind)
             self.parts.add((payload["output_index"], payload["content_index"]))
-        elif kind in _PART_EVENTS or kind == "response.content_part.done":
-            self._item(payload, kind)
-            if (payload["output_index"], payload.get("content_index")) not in self.parts:
-                raise GrammarError(f"{kind} before its content part was added")
         elif kind in _ITEM_EVENTS:
             self._item(payload, kind)
         elif kind != "error":

@@ -6,6 +6,7 @@ Every function here is pure, so the same history maps to the same ids on every t
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import re
 from collections.abc import Iterable
@@ -51,6 +52,7 @@ def tool_name_map(names: Iterable[str]) -> dict[str, str]:
     return {short: name for name in names if (short := shorten_tool_name(name)) != name}
 
 
+@functools.lru_cache(maxsize=256)
 def mint_signature(provider: str) -> str:
     """A recognisable signature for reasoning that came from a non-Anthropic upstream (§5.5)."""
     raw = f'{{"p":"{_INVALID_CHAR.sub("_", provider)}"}}'.encode()

@@ -18,14 +18,18 @@ def reasoning_text(content: str | None, reasoning: str | None, details: list[dic
         return content
     if reasoning:
         return reasoning
-    parts = [d.get("text") or d.get("summary") for d in details or [] if isinstance(d, dict)]
+    if not details:
+        return ""
+    parts = [d.get("text") or d.get("summary") for d in details if isinstance(d, dict)]
     return "".join(p for p in parts if isinstance(p, str))
 
 
 def content_text(content: str | list[dict[str, Any]] | None) -> str:
     if isinstance(content, str):
         return content
-    return "".join(str(p.get("text", "")) for p in content or [] if p.get("type") in ("text", "output_text"))
+    if not content:
+        return ""
+    return "".join(str(p.get("text", "")) for p in content if p.get("type") in ("text", "output_text"))
 
 
 def tool_id_for_anthropic(raw: str | None, new_id: Callable[[str], str], seen: set[str]) -> str:

@@ -10,6 +10,8 @@ __all__ = ["object_schema", "strictify", "strip_keywords"]
 _MAPS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
 _SUBSCHEMAS = ("items", "additionalProperties", "not", "contains", "propertyNames", "if", "then", "else")
 _LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
+_NESTING = {**dict.fromkeys(_MAPS, "map"), **dict.fromkeys(_SUBSCHEMAS, "schema"), **dict.fromkeys(_LISTS, "list")}
+"""Keyword → what its value holds: a map of schemas, one schema, or a list of schemas."""
 
 
 def _walk(schema: Any, fn: Any) -> Any:
@@ -17,15 +19,15 @@ def _walk(schema: Any, fn: Any) -> Any:
     if not isinstance(schema, dict):
         return schema
     out: dict[str, Any] = fn(dict(schema))
-    for key in _MAPS:
-        if isinstance(out.get(key), dict):
-            out[key] = {name: _walk(sub, fn) for name, sub in out[key].items()}
-    for key in _SUBSCHEMAS:
-        if isinstance(out.get(key), dict):
-            out[key] = _walk(out[key], fn)
-    for key in _LISTS:
-        if isinstance(out.get(key), list):
-            out[key] = [_walk(sub, fn) for sub in out[key]]
+    # Only the keywords the object has (most have none): each is replaced in place, so key order stays.
+    for key in [k for k in out if k in _NESTING]:
+        value, nesting = out[key], _NESTING[key]
+        if nesting == "map" and isinstance(value, dict):
+            out[key] = {name: _walk(sub, fn) for name, sub in value.items()}
+        elif nesting == "schema" and isinstance(value, dict):
+            out[key] = _walk(value, fn)
+        elif nesting == "list" and isinstance(value, list):
+            out[key] = [_walk(sub, fn) for sub in value]
     return out
 
 
@@ -33,7 +35,13 @@ def strip_keywords(schema: dict[str, Any], keywords: Collection[str]) -> dict[st
     """Remove unsupported keywords (``$schema``, ``format``, …) from every schema object (§11.65)."""
     if not keywords:
         return schema
-    result: dict[str, Any] = _walk(schema, lambda s: {k: v for k, v in s.items() if k not in keywords})
+
+    def strip(node: dict[str, Any]) -> dict[str, Any]:  # ``node`` is already _walk's copy
+        for keyword in keywords:
+            node.pop(keyword, None)
+        return node
+
+    result: dict[str, Any] = _walk(schema, strip)
     return result
 
 

@@ -101,9 +101,25 @@ class AnthropicStreamToResponses:
     # -- output ----------------------------------------------------------------------------------
 
     def _emit(self, kind: str, **fields: Any) -> SSEEvent:
-        payload = {"type": kind, "sequence_number": self._seq, **fields}
+        return self._send({"type": kind, "sequence_number": self._seq, **fields})
+
+    def _item_event(self, kind: str, item: _Item, **fields: Any) -> SSEEvent:
+        """An event about ``item``: its ``item_id`` and ``output_index``, then ``fields``."""
+        return self._send(
+            {
+                "type": kind,
+                "sequence_number": self._seq,
+                "item_id": item.doc["id"],
+                "output_index": item.index,
+                **fields,
+            }
+        )
+
+    def _send(self, payload: dict[str, Any]) -> SSEEvent:
+        """``payload`` (``type`` and ``sequence_number`` first), checked, numbered and encoded."""
         self._grammar.check(payload)
         self._seq += 1
+        kind: str = payload["type"]
         return SSEEvent(kind, _encode(payload).decode() if self._encode else "", payload)
 
     def _lifecycle(self, kind: str, status: str, **extra: Any) -> SSEEvent:
@@ -135,12 +151,13 @@ class AnthropicStreamToResponses:
                 return self.fail("upstream sent a malformed event")
         if not isinstance(payload, dict):
             return self.fail("upstream sent a malformed event")
-        handler = getattr(self, f"_on_{payload.get('type') or event.event}", None)
+        kind = payload.get("type") or event.event
+        handler = _HANDLERS.get(kind) if isinstance(kind, str) else None
         if handler is None:
             return []
         try:
             out = self._start()
-            out.extend(handler(payload))
+            out.extend(handler(self, payload))
         except (KeyError, TypeError, AttributeError, GrammarError) as exc:
             return self.fail(f"relay could not convert the stream: {exc}")
         return out
@@ -187,7 +204,7 @@ class AnthropicStreamToResponses:
             fragment = str(delta.get("partial_json") or "")
             item.parts.append(fragment)
             if fragment and item.doc["type"] == "function_call":
-                return [self._emit("response.function_call_arguments.delta", **self._at(item), delta=fragment)]
+                return [self._item_event("response.function_call_arguments.delta", item, delta=fragment)]
         return []
 
     def _on_content_block_stop(self, payload: dict[str, Any]) -> list[SSEEvent]:
@@ -238,14 +255,11 @@ class AnthropicStreamToResponses:
         out.append(self._emit("response.output_item.added", output_index=item.index, item=added))
         if item.doc["type"] == "message":
             part = {"type": "output_text", "text": "", "annotations": []}
-            out.append(self._emit("response.content_part.added", **self._at(item), content_index=0, part=part))
+            out.append(self._item_event("response.content_part.added", item, content_index=0, part=part))
         elif item.doc["type"] == "reasoning" and item.parts:
             first, item.parts = item.parts[0], []
             out.extend(self._reasoning_delta(item, first))
         return out
-
-    def _at(self, item: _Item) -> dict[str, Any]:
-        return {"item_id": item.doc["id"], "output_index": item.index}
 
     def _message(self) -> list[SSEEvent]:
         if self._open is not None and self._open.doc["type"] == "message":
@@ -258,7 +272,17 @@ class AnthropicStreamToResponses:
         if not text or item is None:
             return []
         item.parts.append(text)
-        return [self._emit("response.output_text.delta", **self._at(item), content_index=0, delta=text, logprobs=[])]
+        # The most frequent event, so built in one go (the fields in ``_item_event`` order).
+        payload = {
+            "type": "response.output_text.delta",
+            "sequence_number": self._seq,
+            "item_id": item.doc["id"],
+            "output_index": item.index,
+            "content_index": 0,
+            "delta": text,
+            "logprobs": [],
+        }
+        return [self._send(payload)]
 
     def _reasoning_delta(self, item: _Item, text: str) -> list[SSEEvent]:
         if not text:
@@ -266,11 +290,9 @@ class AnthropicStreamToResponses:
         out: list[SSEEvent] = []
         if not item.parts:
             part = {"type": "summary_text", "text": ""}
-            out.append(
-                self._emit("response.reasoning_summary_part.added", **self._at(item), summary_index=0, part=part)
-            )
+            out.append(self._item_event("response.reasoning_summary_part.added", item, summary_index=0, part=part))
         item.parts.append(text)
-        out.append(self._emit("response.reasoning_summary_text.delta", **self._at(item), summary_index=0, delta=text))
+        out.append(self._item_event("response.reasoning_summary_text.delta", item, summary_index=0, delta=text))
         return out
 
     def _tool_start(self, index: int, block: dict[str, Any]) -> list[SSEEvent]:
@@ -293,8 +315,7 @@ class AnthropicStreamToResponses:
         item, self._open = self._open, None
         if item is None:
             return []
-        closer = getattr(self, f"_close_{item.doc['type']}")
-        out: list[SSEEvent] = closer(item, incomplete)
+        out = _CLOSERS[item.doc["type"]](self, item, incomplete)
         self._output.append(item.doc)
         out.append(self._emit("response.output_item.done", output_index=item.index, item=item.doc))
         return out
@@ -303,10 +324,9 @@ class AnthropicStreamToResponses:
         text = "".join(item.parts)
         part = {"type": "output_text", "text": text, "annotations": []}
         item.doc.update(status="incomplete" if incomplete else "completed", content=[part])
-        at = {**self._at(item), "content_index": 0}
         return [
-            self._emit("response.output_text.done", **at, text=text, logprobs=[]),
-            self._emit("response.content_part.done", **at, part=part),
+            self._item_event("response.output_text.done", item, content_index=0, text=text, logprobs=[]),
+            self._item_event("response.content_part.done", item, content_index=0, part=part),
         ]
 
     def _close_reasoning(self, item: _Item, incomplete: bool) -> list[SSEEvent]:
@@ -314,9 +334,8 @@ class AnthropicStreamToResponses:
         out: list[SSEEvent] = []
         if text:
             part = {"type": "summary_text", "text": text}
-            at = {**self._at(item), "summary_index": 0}
-            out.append(self._emit("response.reasoning_summary_text.done", **at, text=text))
-            out.append(self._emit("response.reasoning_summary_part.done", **at, part=part))
+            out.append(self._item_event("response.reasoning_summary_text.done", item, summary_index=0, text=text))
+            out.append(self._item_event("response.reasoning_summary_part.done", item, summary_index=0, part=part))
             item.doc["summary"] = [part]
         carry = _carry(item, text)
         if carry is not None:
@@ -328,15 +347,15 @@ class AnthropicStreamToResponses:
     def _close_function_call(self, item: _Item, incomplete: bool) -> list[SSEEvent]:
         args = "".join(item.parts) or "{}"
         item.doc.update(arguments=args, status="incomplete" if incomplete else "completed")
-        return [self._emit("response.function_call_arguments.done", **self._at(item), arguments=args)]
+        return [self._item_event("response.function_call_arguments.done", item, arguments=args)]
 
     def _close_custom_tool_call(self, item: _Item, incomplete: bool) -> list[SSEEvent]:
         raw = "".join(item.parts)
         value = parse_arguments(raw).get("input")
         text = value if isinstance(value, str) else raw
         item.doc["input"] = text
-        out = [self._emit("response.custom_tool_call_input.delta", **self._at(item), delta=text)] if text else []
-        out.append(self._emit("response.custom_tool_call_input.done", **self._at(item), input=text))
+        out = [self._item_event("response.custom_tool_call_input.delta", item, delta=text)] if text else []
+        out.append(self._item_event("response.custom_tool_call_input.done", item, input=text))
         return out
 
     # -- end -------------------------------------------------------------------------------------
@@ -354,6 +373,25 @@ class AnthropicStreamToResponses:
             code = "context_length_exceeded"
         error = {"code": code, "message": message}
         return [*self._start(), self._lifecycle("response.failed", "failed", error=error)]
+
+
+_HANDLERS: dict[str, Callable[[AnthropicStreamToResponses, dict[str, Any]], list[SSEEvent]]] = {
+    "message_start": AnthropicStreamToResponses._on_message_start,
+    "content_block_start": AnthropicStreamToResponses._on_content_block_start,
+    "content_block_delta": AnthropicStreamToResponses._on_content_block_delta,
+    "content_block_stop": AnthropicStreamToResponses._on_content_block_stop,
+    "message_delta": AnthropicStreamToResponses._on_message_delta,
+    "message_stop": AnthropicStreamToResponses._on_message_stop,
+    "error": AnthropicStreamToResponses._on_error,
+}
+"""The handler of each Anthropic event type (others, ``ping`` included, are skipped)."""
+_CLOSERS: dict[str, Callable[[AnthropicStreamToResponses, _Item, bool], list[SSEEvent]]] = {
+    "message": AnthropicStreamToResponses._close_message,
+    "reasoning": AnthropicStreamToResponses._close_reasoning,
+    "function_call": AnthropicStreamToResponses._close_function_call,
+    "custom_tool_call": AnthropicStreamToResponses._close_custom_tool_call,
+}
+"""What closing an output item of each type sends before its ``output_item.done``."""
 
 
 def _carry(item: _Item, text: str) -> dict[str, str] | None:

@@ -77,13 +77,13 @@ class OpenAIStreamToAnthropic:
             if data.startswith(("{", "[")):
                 return self.fail("upstream sent a malformed chunk")
             return []
-        return self.feed_chunk(chunk)
+        return self._run(self._reader.read, chunk)
 
     def feed_chunk(self, chunk: ChatChunk) -> list[SSEEvent]:
         """Feed an already decoded chunk."""
         if self.finished:
             return []
-        return self._run(lambda: self._reader.read(chunk))
+        return self._run(self._reader.read, chunk)
 
     def finish(self) -> list[SSEEvent]:
         """Upstream EOF: close normally after ``[DONE]`` or a finish_reason, else an error (§5.3)."""
@@ -99,11 +99,13 @@ class OpenAIStreamToAnthropic:
     def ping(self) -> list[SSEEvent]:
         return self._writer.ping()
 
-    def _run(self, produce: Callable[[], list[Event]]) -> list[SSEEvent]:
-        out = self._writer.start()
+    def _run(self, produce: Callable[..., list[Event]], *args: ChatChunk) -> list[SSEEvent]:
+        """The writer's events for what ``produce(*args)`` reads (the reader's ``read`` or ``end``)."""
+        writer = self._writer
+        out = writer.start()
         try:
-            for ev in produce():
-                out.extend(self._writer.apply(ev))
+            for ev in produce(*args):
+                out.extend(writer.apply(ev))
         except StreamFailure as failure:
             out.extend(self._fail_with(failure))
         except (LateToolDelta, GrammarError) as exc:
