@@ -79,8 +79,13 @@ class Ledger:
 
     def start(self) -> None:
         if self._spool is not None and self._spool_task is None:
-            self._spool.open()
-            self._spool_task = asyncio.create_task(self._keep_spool(self._spool), name="relay-ledger-spool")
+            try:
+                self._spool.open()
+            except OSError as exc:  # a read-only or full disk: serve on, as without a spool, and say so
+                log.error("ledger spool: cannot use %s (%s); a killed worker may lose rows", self._spool.directory, exc)
+                self._spool = None
+            else:
+                self._spool_task = asyncio.create_task(self._keep_spool(self._spool), name="relay-ledger-spool")
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="relay-ledger")
         if self._retention_task is None and self._retention_days > 0:

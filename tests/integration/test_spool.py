@@ -212,3 +212,16 @@ async def test_a_closing_process_whose_disk_goes_with_it_hands_its_records_to_re
     finally:
         await redis.delete(f"relay:ledger:handoff:{handoff_name}")
         await redis.aclose()
+
+
+async def test_an_unwritable_spool_directory_degrades_to_no_spool(sessions, tmp_path, caplog):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the spool directory should be")
+    t = tenant_id()
+    ledger = Ledger(sessions, spool=Spool(blocker / "spool"))
+    ledger.start()  # the gateway still starts
+    ledger.put(rec(t))
+    assert await ledger.flush(timeout=10)
+    assert await events(sessions, t) == 1
+    assert "cannot use" in caplog.text
+    await ledger.close()

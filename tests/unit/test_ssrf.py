@@ -415,5 +415,5 @@ async def test_relay_send_maps_refusal_to_upstream_blocked(server_port: int) -> 
     from gateway.upstreams.client import Timeouts, UpstreamRequest, send
 
     async with guarded_session(NONE) as session:
-        with pytest.raises(UpstreamBlocked, match="loopback.*RELAY_UPSTREAM_ALLOWLIST"):
+        with pytest.raises(UpstreamBlocked, match=r"loopback.*RELAY_UPSTREAM_ALLOWLIST"):
             await send(session, UpstreamRequest(f"http://127.0.0.1:{server_port}/", {}, b"{}"), Timeouts())
