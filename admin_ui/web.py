@@ -141,7 +141,7 @@ def page(request: Request[Any, Any, Any], template: str, *, status: int = 200, *
         notice=notice,
         **context,
     )
-    return Response(content=html, status_code=status, media_type="text/html; charset=utf-8")
+    return Response(content=html, status_code=status, media_type="text/html")  # Litestar adds "; charset=utf-8"
 
 
 def redirect(request: Request[Any, Any, Any], to: str, **query: str) -> Redirect:

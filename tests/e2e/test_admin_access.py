@@ -266,7 +266,9 @@ def test_failed_connection_test_shows_the_failure_inert(stack, fake):
 def test_an_unknown_admin_page_is_a_styled_html_404_and_the_api_stays_json(stack):
     """Issue 13, item 9: /admin/nowhere showed a raw JSON 404 (model_not_found) in the browser."""
     page = httpx.get(stack.url + "/admin/nowhere")
-    assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
+    assert page.status_code == 404 and page.headers["content-type"] == "text/html; charset=utf-8"  # charset once
     assert "<html" in page.text.lower() and "model_not_found" not in page.text
+    login = httpx.get(stack.url + "/admin/login", follow_redirects=True)
+    assert login.headers["content-type"] == "text/html; charset=utf-8"
     api = httpx.get(stack.url + "/v1/nowhere")
     assert api.status_code == 404 and api.json()["error"]["code"] == "not_found"
