@@ -244,6 +244,10 @@ class RequestRow:
     cost_micro_usd: int
     latency_ms: int
     ttft_ms: int | None
+    attempts: int = 1
+    """Upstream attempts inside the request (retries and fallbacks)."""
+    served_model: str | None = None
+    """The fallback model that answered, when not ``model``."""
 
     @property
     def cost_usd(self) -> float:

@@ -88,6 +88,10 @@ class RequestOut(msgspec.Struct, kw_only=True):
     cost_usd: float
     latency_ms: int
     ttft_ms: int | None
+    attempts: int = 1
+    """Upstream attempts inside this request (retries and fallbacks): one request, one row."""
+    served_model: str | None = None
+    """The fallback model that answered, when not ``model``."""
 
 
 class RequestsOut(msgspec.Struct, kw_only=True):
