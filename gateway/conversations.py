@@ -126,8 +126,9 @@ class ConversationStore:
         self._pending: dict[str, _Pending] = {}
         self._writing: set[str] = set()
         """Ids of the batch an INSERT is writing now."""
-        self._deleted_while_writing: set[str] = set()
-        """Deleted while their INSERT was in flight: deleted again once it lands (it would resurrect them)."""
+        self._written = asyncio.Event()
+        """Set when the INSERT of ``_writing`` has ended (landed or failed)."""
+        self._written.set()
         self._wake = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
         self.miss_grace_s = MISS_GRACE_S
@@ -298,18 +299,14 @@ class ConversationStore:
         if not batch:
             return
         self._writing = {id for id, _ in batch}
+        self._written.clear()
         try:
             rows = [await self._row(id, p) for id, p in batch]
             async with self._sessions.begin() as session:
                 await session.execute(self._insert(session), rows)
-            # A DELETE that ran before this INSERT committed found nothing: the row must go now.
-            gone = self._deleted_while_writing & self._writing
-            if gone:
-                async with self._sessions.begin() as session:
-                    await session.execute(sa.delete(ConversationTurn).where(ConversationTurn.id.in_(gone)))
         finally:
-            self._deleted_while_writing -= self._writing
             self._writing = set()
+            self._written.set()
         for id, p in batch:
             if self._pending.get(id) is p:
                 del self._pending[id]
@@ -338,7 +335,9 @@ class ConversationStore:
         if kept:
             del self._pending[id]
             if id in self._writing:
-                self._deleted_while_writing.add(id)
+                # Its INSERT is in flight: a DELETE now could run first and find nothing, and the row would
+                # then appear after "deleted" was answered. Delete once the INSERT has landed (or failed).
+                await self._written.wait()
         t = ConversationTurn
         now = self._clock()
         # An expired row of the caller's is deleted too, but answers False like any unknown id.

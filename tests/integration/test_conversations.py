@@ -326,15 +326,18 @@ def test_settings_from_env():
 
 async def test_a_turn_deleted_while_its_write_is_in_flight_stays_deleted(store: ConversationStore, sessions):
     """A DELETE that ran before the write-behind INSERT committed found nothing, and the INSERT then
-    resurrected the turn (seen in CI: a deleted response was still retrievable)."""
+    resurrected the turn (seen in CI: a deleted response was still retrievable). Deleting it again once
+    the INSERT landed was not enough either (seen in CI again): in between, a retrieve found it. So
+    ``delete`` answers only after the INSERT has ended, and the turn is gone from that moment on."""
     tenant, key, rid = hexid(), hexid(), hexid("resp_")
     assert store.keep("response", rid, transcript(), tenant_id=tenant, key_id=key)
     writing = asyncio.create_task(store.flush())
     while not store._writing:  # the INSERT is under way
         await asyncio.sleep(0)
     assert await store.delete("response", rid, tenant_id=tenant, key_id=key)
-    await writing
+    assert writing.done()
     assert await store.get("response", rid, tenant_id=tenant, key_id=key) is None
+    await writing
     async with sessions() as s:
         left = (await s.execute(sa.select(sa.func.count()).where(ConversationTurn.id == rid))).scalar_one()
     assert left == 0
