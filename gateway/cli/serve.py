@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
 import tempfile
 
 import sqlalchemy as sa
@@ -13,7 +12,7 @@ import uvicorn
 from gateway.cli.uvicorn_guard import DrainingMultiprocess, GuardedHttpToolsProtocol, proxy_options
 from gateway.db.session import create_engine, create_sessionmaker, migrate
 from gateway.db.tables import User
-from gateway.manage import tenants
+from gateway.manage import accounts, tenants
 from gateway.settings import Settings
 
 FIRST_TENANT = "default"
@@ -30,8 +29,8 @@ async def _bootstrap(settings: Settings) -> str | None:
             if await session.scalar(sa.select(sa.func.count()).select_from(User)):
                 return None
             tenant = await tenants.create_tenant(session, FIRST_TENANT, actor="relay serve")
-            password = secrets.token_urlsafe(12)
-            await tenants.create_user(
+            password = accounts.one_time_password()
+            user = await tenants.create_user(
                 session,
                 tenant=tenant,
                 email=FIRST_ADMIN,
@@ -40,6 +39,7 @@ async def _bootstrap(settings: Settings) -> str | None:
                 platform_admin=True,
                 actor="relay serve",
             )
+            user.must_change_password = True
             return password
     finally:
         await engine.dispose()

@@ -77,6 +77,8 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(sa.String(200))
     role: Mapped[str] = mapped_column(sa.String(20), default="member")
     is_platform_admin: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    must_change_password: Mapped[bool] = mapped_column(sa.Boolean, default=False, server_default=sa.false())
+    """Set by a one-time password (first run, a reset): the admin UI asks for a new one before anything else."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
