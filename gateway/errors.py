@@ -61,6 +61,11 @@ class InvalidRequest(GatewayError):
     code = "invalid_request"
     should_retry = False
 
+    def __init__(self, message: str, *, headers: dict[str, str] | None = None, param: str | None = None) -> None:
+        super().__init__(message, headers=headers)
+        self.param = param
+        """The offending field's path (``messages.0.content``), sent as the OpenAI error's ``param``."""
+
 
 class RequestTooLarge(InvalidRequest):
     status_code = 413

@@ -55,7 +55,13 @@ def door_of(request: Request[Any, Any, Any]) -> Dialect:
 
 
 def error_body(
-    door: Dialect, status: int, message: str, *, error_type: str | None = None, request_id: str | None = None
+    door: Dialect,
+    status: int,
+    message: str,
+    *,
+    error_type: str | None = None,
+    request_id: str | None = None,
+    param: str | None = None,
 ) -> bytes:
     if door is Dialect.ANTHROPIC:
         typ = error_type or ANTHROPIC_TYPES.get(status) or ("api_error" if status >= 500 else "invalid_request_error")
@@ -66,7 +72,7 @@ def error_body(
     otype, code = OPENAI_TYPES.get(status) or (
         ("server_error", None) if status >= 500 else ("invalid_request_error", None)
     )
-    return _encode({"error": {"message": message, "type": otype, "param": None, "code": code}})
+    return _encode({"error": {"message": message, "type": otype, "param": param, "code": code}})
 
 
 def gateway_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
@@ -118,7 +124,8 @@ def render_error(exc: Exception, door: Dialect, request_id: str | None) -> tuple
         )
         if error_type and error_type not in ANTHROPIC_TYPES.values() and error_type != "api_error":
             error_type = None
-        body = error_body(door, status, err.message, error_type=error_type, request_id=request_id)
+        param = getattr(err, "param", None)
+        body = error_body(door, status, err.message, error_type=error_type, request_id=request_id, param=param)
     return status, headers, body
 
 

@@ -21,6 +21,12 @@ async def root_head() -> None:
     return None
 
 
+@head("/api/hello", status_code=200)
+async def hello_head() -> None:
+    """Claude Code 2.1.3xx pre-connects with ``HEAD {BASE}/api/hello`` (no auth); a 404 there is noise."""
+    return None
+
+
 @get("/", media_type="application/json")
 async def root() -> dict[str, str]:
     return {"service": "relay", "doors": "/v1/messages, /v1/chat/completions, /v1/models"}
@@ -81,4 +87,4 @@ async def prometheus_metrics(request: Request[Any, Any, Any]) -> Response[bytes]
     return Response(metrics.exposition(), media_type="text/plain; version=0.0.4")
 
 
-HEALTH_HANDLERS = [root_head, root, healthz, readyz, prometheus_metrics]
+HEALTH_HANDLERS = [root_head, hello_head, root, healthz, readyz, prometheus_metrics]

@@ -34,19 +34,19 @@ def parse_body(raw: bytes, door: Dialect, *, count_tokens: bool = False) -> dict
         raise InvalidRequest("request body must be a JSON object")
     model = body.get("model")
     if model is None:
-        raise InvalidRequest("model: field required")
+        raise InvalidRequest("model: field required", param="model")
     if not isinstance(model, str) or not model.strip():
-        raise InvalidRequest("model: must be a non-empty string")
+        raise InvalidRequest("model: must be a non-empty string", param="model")
     if door is Dialect.RESPONSES:
         _check_responses(body)
     else:
         messages = body.get("messages")
         if messages is None:
-            raise InvalidRequest("messages: field required")
+            raise InvalidRequest("messages: field required", param="messages")
         if not isinstance(messages, list):
-            raise InvalidRequest("messages: must be an array")
+            raise InvalidRequest("messages: must be an array", param="messages")
     if "stream" in body and not isinstance(body["stream"], bool) and body["stream"] is not None:
-        raise InvalidRequest("stream: must be a boolean")
+        raise InvalidRequest("stream: must be a boolean", param="stream")
     if count_tokens:
         body.pop("stream", None)
         return body
@@ -70,26 +70,26 @@ _UNSUPPORTED = {
 def _check_responses(body: dict[str, Any]) -> None:
     items = body.get("input")
     if items is None and not body.get("previous_response_id"):
-        raise InvalidRequest("input: field required")
+        raise InvalidRequest("input: field required", param="input")
     if items is not None and not isinstance(items, str | list):
-        raise InvalidRequest("input: must be a string or an array of items")
+        raise InvalidRequest("input: must be a string or an array of items", param="input")
     if isinstance(items, list) and not all(isinstance(i, dict) for i in items):
-        raise InvalidRequest("input: every item must be an object")
+        raise InvalidRequest("input: every item must be an object", param="input")
     for name, message in _UNSUPPORTED.items():
         if body.get(name):
-            raise InvalidRequest(f"{name}: {message}")
+            raise InvalidRequest(f"{name}: {message}", param=name)
 
 
 def _check_max_tokens(body: dict[str, Any], name: str, *, required: bool) -> None:
     value = body.get(name)
     if value is None:
         if required:
-            raise InvalidRequest(f"{name}: field required")
+            raise InvalidRequest(f"{name}: field required", param=name)
         return
     if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidRequest(f"{name}: must be an integer")
+        raise InvalidRequest(f"{name}: must be an integer", param=name)
     if not 1 <= value <= MAX_TOKENS_CEILING:
-        raise InvalidRequest(f"{name}: must be between 1 and {MAX_TOKENS_CEILING}")
+        raise InvalidRequest(f"{name}: must be between 1 and {MAX_TOKENS_CEILING}", param=name)
 
 
 class _OutOfRange:

@@ -1,9 +1,12 @@
 """Upstream error bodies in the client's dialect (conversion.md §9.5, claude-code-wire.md §0.10).
 
-Context-length failures become Anthropic's ``prompt is too long: N tokens > M maximum`` (Claude
-Code compacts on it); unsupported reasoning parameters become ``thinking.type: adaptive is not
-supported``; a misplaced system role becomes ``Unexpected role "system"`` — the wordings Claude
-Code heals itself from.
+The wordings Claude Code heals itself from:
+
+- a context-length failure: ``prompt is too long: N tokens > M maximum`` (it compacts), or, when only
+  the asked ``max_tokens`` does not fit, ``input length and `max_tokens` exceed context limit:
+  X + Y > Z`` (it retries with less);
+- unsupported reasoning parameters: ``thinking.type: adaptive is not supported``;
+- a misplaced system role: ``Unexpected role "system"``.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ __all__ = [
     "anthropic_error_to_openai",
     "anthropic_error_type",
     "error_should_retry",
+    "is_context_message",
     "openai_error_for_type",
     "openai_error_to_anthropic",
 ]
@@ -35,7 +39,7 @@ _A_BY_STATUS = {
 }
 _CONTEXT = re.compile(
     r"context[ _]length|context window|maximum context|too many tokens|prompt is too long|reduce the length"
-    r"|input is too long|exceeds? the (?:model's )?(?:maximum|max)",
+    r"|input is too long|exceeds? the (?:model's )?(?:maximum|max)|exceed context limit",
     re.IGNORECASE,
 )
 _MAX = re.compile(r"(?:maximum context length|context length|context window|limit)\D{0,20}?(\d{3,})", re.I)
@@ -73,11 +77,55 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
+# OpenAI, DeepSeek, vLLM (older): "maximum context length is Z tokens. However, you requested T tokens
+# (X in the messages, Y in the completion)".
+_SPLIT = re.compile(r"(\d+) in the messages,?\s*(\d+) in the completion", re.I)
+# vLLM (newer), Kimi, Qwen: "'max_tokens' … is too large: Y. This model's maximum context length is Z tokens
+# and your request has X input tokens".
+_TOO_LARGE = re.compile(r"max_(?:completion_)?tokens\W.{0,60}?too large\D{0,5}(\d+)", re.I | re.S)
+_INPUT = re.compile(r"(\d+)\s*input tokens", re.I)
+_A_CONTEXT_LIMIT = re.compile(r"exceed context limit:\s*(\d+)\s*\+\s*(\d+)\s*>\s*(\d+)", re.I)
+
+
+def _input_output_limit(message: str) -> tuple[int, int, int] | None:
+    """(input tokens, asked output tokens, context limit) when the upstream's message states all three."""
+    limit = _MAX.search(message)
+    if limit is None:
+        return None
+    split = _SPLIT.search(message)
+    if split:
+        return int(split.group(1)), int(split.group(2)), int(limit.group(1))
+    asked, given = _TOO_LARGE.search(message), _INPUT.search(message)
+    if asked and given:
+        return int(given.group(1)), int(asked.group(1)), int(limit.group(1))
+    return None
+
+
 def prompt_too_long(message: str) -> str:
+    """A context-length failure in Anthropic's own two wordings, which Claude Code acts on.
+
+    When the input alone fits but input + ``max_tokens`` does not: ``input length and `max_tokens` exceed
+    context limit: X + Y > Z, …``, on which Claude Code retries by itself with a smaller ``max_tokens``.
+    Otherwise ``prompt is too long: N tokens > M maximum``, on which it compacts the conversation.
+    """
+    if _A_CONTEXT_LIMIT.search(message):
+        return message
+    parts = _input_output_limit(message)
+    if parts is not None and parts[0] < parts[2] < parts[0] + parts[1]:
+        x, y, z = parts
+        return (
+            f"input length and `max_tokens` exceed context limit: {x} + {y} > {z}, "
+            "decrease input length or `max_tokens` and try again"
+        )
     got, limit = _GOT.search(message), _MAX.search(message)
     if got and limit:
         return f"prompt is too long: {got.group(1)} tokens > {limit.group(1)} maximum"
     return message if message.lower().startswith("prompt is too long") else f"prompt is too long: {message}"
+
+
+def is_context_message(message: str) -> bool:
+    """An Anthropic-worded context-length failure (either wording)."""
+    return message.lower().startswith("prompt is too long") or _A_CONTEXT_LIMIT.search(message) is not None
 
 
 def _is_context(code: str, message: str) -> bool:
@@ -156,7 +204,7 @@ _O_BY_A_TYPE: dict[str, tuple[int, str, str | None]] = {
 def openai_error_for_type(a_type: str, message: str) -> tuple[int, dict[str, Any]]:
     """An A ``error.type`` + message → (status, O ``error`` object); mid-stream too."""
     status, kind, code = _O_BY_A_TYPE.get(a_type, (500, "server_error", None))
-    if a_type == "invalid_request_error" and message.lower().startswith("prompt is too long"):
+    if a_type == "invalid_request_error" and is_context_message(message):
         code = "context_length_exceeded"
     if a_type == "not_found_error" and "model" in message.lower():
         code = "model_not_found"

@@ -60,7 +60,13 @@ def openai_request_to_anthropic(body: dict[str, Any], *, upstream_model: str, pr
             out.setdefault("output_config", {})["effort"] = thinking.effort
     _sampling(out, req, profile, thinking_on, notes)
     if req.stop:
-        out["stop_sequences"] = [req.stop] if isinstance(req.stop, str) else list(req.stop)
+        stops = [req.stop] if isinstance(req.stop, str) else list(req.stop)
+        # Anthropic answers 400 to a whitespace-only stop sequence ("\n\n" is common from OpenAI clients).
+        kept = [stop for stop in stops if stop.strip()]
+        if len(kept) < len(stops):
+            notes.append("stop_whitespace_dropped")
+        if kept:
+            out["stop_sequences"] = kept
     user = req.user or req.safety_identifier
     if user:
         out["metadata"] = {"user_id": hash_user(user)}

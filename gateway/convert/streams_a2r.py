@@ -18,6 +18,7 @@ from typing import Any
 
 import msgspec
 
+from gateway.convert.errors import is_context_message
 from gateway.convert.grammar import GrammarError
 from gateway.convert.grammar_responses import ResponsesGrammar
 from gateway.convert.ids import is_minted_signature
@@ -369,7 +370,7 @@ class AnthropicStreamToResponses:
             return []
         self.finished = True
         code = _FAILED_CODES.get(error_type, "server_error")
-        if error_type == "invalid_request_error" and message.lower().startswith("prompt is too long"):
+        if error_type == "invalid_request_error" and is_context_message(message):
             code = "context_length_exceeded"
         error = {"code": code, "message": message}
         return [*self._start(), self._lifecycle("response.failed", "failed", error=error)]

@@ -35,4 +35,4 @@ def decode_as(obj: Any, typ: type[T] | Any, where: str = "") -> T:
 
 
 def field_error(where: str, message: str) -> InvalidRequest:
-    return InvalidRequest(f"{where}: {message}")
+    return InvalidRequest(f"{where}: {message}", param=where)

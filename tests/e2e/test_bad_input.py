@@ -203,7 +203,18 @@ def test_bad_field_is_400_naming_it(world, door, case):
         del body[name]
     else:
         body[name] = value
-    assert_error(post(world, door, body), door, 400, needle)
+    r = post(world, door, body)
+    assert_error(r, door, 400, needle)
+    if door == "openai":
+        assert r.json()["error"]["param"] == name
+    assert world.fake.requests == []
+
+
+@pytest.mark.parametrize(("field", "value"), [("n", 2), ("logprobs", True)])
+def test_unsupported_openai_fields_to_an_anthropic_upstream_name_the_param(world, field, value):
+    r = post(world, "openai", valid_body("openai", model="my-claude", **{field: value}))
+    assert_error(r, "openai", 400, field)
+    assert r.json()["error"]["param"] == field
     assert world.fake.requests == []
 
 

@@ -40,6 +40,7 @@ def test_both_doors_under_the_prefix(prefixed, fake):
     )
     assert chat.choices[0].message.content == "prefixed openai"
     assert httpx.head(prefixed.url).status_code == 200
+    assert httpx.head(prefixed.url + "/api/hello").status_code == 200  # Claude Code 2.1.3xx's pre-connect
     # Outside the prefix nothing is served, and the 404 is still a JSON error.
     r = httpx.post(prefixed.url.removesuffix("/claude_api") + "/v1/messages", headers={"x-api-key": key}, json={})
     assert r.status_code == 404 and r.json()["type"] == "error"

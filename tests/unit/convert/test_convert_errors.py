@@ -61,7 +61,25 @@ def test_401_says_upstream_auth_failed_and_is_not_retryable() -> None:
         (
             "This model's maximum context length is 65536 tokens. However, you requested 70000 tokens "
             "(60000 in the messages, 10000 in the completion).",
-            "prompt is too long: 70000 tokens > 65536 maximum",
+            "input length and `max_tokens` exceed context limit: 60000 + 10000 > 65536, "
+            "decrease input length or `max_tokens` and try again",
+        ),
+        (  # the input alone does not fit: compacting is the cure, not a smaller max_tokens
+            "This model's maximum context length is 65536 tokens. However, you requested 74000 tokens "
+            "(66000 in the messages, 8000 in the completion).",
+            "prompt is too long: 74000 tokens > 65536 maximum",
+        ),
+        (  # vLLM 0.9+
+            "'max_tokens' or 'max_completion_tokens' is too large: 128000. This model's maximum context length "
+            "is 32768 tokens and your request has 1500 input tokens (128000 > 32768 - 1500).",
+            "input length and `max_tokens` exceed context limit: 1500 + 128000 > 32768, "
+            "decrease input length or `max_tokens` and try again",
+        ),
+        (  # already Anthropic's wording (an Anthropic-compatible provider behind an OpenAI facade)
+            "input length and `max_tokens` exceed context limit: 188240 + 21333 > 200000, "
+            "decrease input length or `max_tokens` and try again",
+            "input length and `max_tokens` exceed context limit: 188240 + 21333 > 200000, "
+            "decrease input length or `max_tokens` and try again",
         ),
     ],
 )
@@ -122,3 +140,11 @@ def test_anthropic_status_table(
 def test_anthropic_error_without_body_uses_status() -> None:
     got, env = anthropic_error_to_openai(529, b"")
     assert got == 503 and env["error"]["code"] == "overloaded"
+
+
+def test_anthropics_max_tokens_wording_is_context_length_exceeded_for_openai_clients() -> None:
+    message = "input length and `max_tokens` exceed context limit: 188240 + 21333 > 200000, decrease input length"
+    body = json.dumps({"type": "error", "error": {"type": "invalid_request_error", "message": message}}).encode()
+    status, env = anthropic_error_to_openai(400, body)
+    assert status == 400 and env["error"]["code"] == "context_length_exceeded"
+    assert env["error"]["message"] == message

@@ -43,6 +43,8 @@ FN = {
         ({"top_k": 40}, {}, {"top_k": 40}, ()),
         ({"stop": "END"}, {}, {"stop_sequences": ["END"]}, ()),
         ({"stop": ["a", "b"]}, {}, {"stop_sequences": ["a", "b"]}, ()),
+        ({"stop": ["\n\n", "END", " "]}, {}, {"stop_sequences": ["END"]}, ()),
+        ({"stop": "\n\n"}, {}, {}, ("stop_sequences",)),
         ({"stream": True, "stream_options": {"include_usage": True}}, {}, {"stream": True}, ("stream_options",)),
         ({"n": 1, "seed": 3, "presence_penalty": 1, "store": True}, {}, {}, ("n", "seed", "presence_penalty", "store")),
     ],
@@ -364,3 +366,10 @@ def test_malformed_tool_arguments_become_objects() -> None:
     out, _ = convert({"messages": messages})
     inputs = [b["input"] for b in out["messages"][1]["content"]]
     assert inputs == [{"a": 1}, {"value": [1, 2]}, {}]
+
+
+def test_whitespace_only_stop_sequences_are_dropped_with_a_note() -> None:
+    _, notes = convert({"stop": ["\n\n", "END"]})
+    assert "stop_whitespace_dropped" in notes
+    _, notes = convert({"stop": ["END"]})
+    assert "stop_whitespace_dropped" not in notes
