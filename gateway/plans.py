@@ -80,6 +80,13 @@ def new_id(prefix: str) -> str:
     return prefix + secrets.token_hex(12)
 
 
+def converts(door: Dialect, route: Route) -> bool:
+    """Whether ``make_plan`` converts the request (a passthrough sends the client's fields as they are)."""
+    if door is Dialect.RESPONSES:
+        return not (route.dialect is Dialect.OPENAI and route.profile.get("supports_responses") is True)
+    return door is not route.dialect
+
+
 def make_plan(
     door: Dialect,
     route: Route,

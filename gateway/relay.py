@@ -27,7 +27,7 @@ from gateway.errors import GatewayError, UpstreamError, UpstreamUnavailable
 from gateway.metering import Meter, UsageRecord, request_log_line
 from gateway.metering.limits import Limiter, Ticket, asked_output, output_model
 from gateway.metering.outputs import OutputStats
-from gateway.plans import Plan, make_plan
+from gateway.plans import Plan, converts, make_plan
 from gateway.protocols.sse import SSEDecoder, SSEError
 from gateway.security import scrub
 from gateway.stream_reading import PING, chunks_or_silence, encode_all, has_error_event, read_what_arrived
@@ -36,6 +36,7 @@ from gateway.upstreams.breaker import Breakers
 from gateway.upstreams.client import Timeouts, UpstreamRequest, read_body, send
 from gateway.upstreams.errors import upstream_error
 from gateway.upstreams.headers import endpoint_url, forwarded_response_headers, upstream_headers
+from gateway.upstreams.output_limit import StatedLimit, stated_output_limit
 from gateway.upstreams.retry import RetryPolicy, falls_back
 
 _encode = msgspec.json.Encoder().encode
@@ -126,14 +127,19 @@ class Relay:
         self._settling: set[asyncio.Task[None]] = set()
         self._timeouts = timeouts
         self._beta_defaults = beta_defaults
+        self.output_limits: dict[str, int] = {}
+        """Output limits upstreams stated for models (by model id) that had none: this process clamps to them."""
+        self.on_output_limit: Callable[[Route, int], None] | None = None
+        """Set by the services: keep a learned output limit in the model's profile, for every process."""
         self.drain = Drain()
         """Set by the app: after SIGTERM, open streams end with an error event before the grace runs out."""
 
     async def call(self, call: Call, fallbacks: tuple[Route, ...] = ()) -> JSONReply | StreamReply:
-        """Relay ``call``; before the first byte, a connect error, timeout, 429 or 5xx tries the next fallback.
+        """Relay ``call``; before the first byte, a connect error, timeout, 429 or 5xx is retried or tries the
+        next fallback, and a stated output limit is retried clamped.
 
-        Each attempt is metered on its own (a failed one with no tokens); fallback attempts carry
-        the request id with a ``.N`` suffix. Once a byte has reached the client there is no fallback.
+        Retries and fallbacks are attempts inside the request: it is metered as one row (``call.tries``
+        lists the failed attempts). Once a byte has reached the client there is no retry.
         """
         try:
             reply = await self._call_with_fallbacks(call, fallbacks)
@@ -207,6 +213,9 @@ class Relay:
         raise AssertionError("unreachable: the loop returns or raises")
 
     async def _attempt(self, call: Call) -> JSONReply | StreamReply:
+        learned = self.output_limits.get(call.route.model_id)
+        if learned is not None and "max_output_tokens" not in call.route.profile:
+            call.route = with_output_limit(call.route, learned)
         plan = make_plan(
             call.door,
             call.route,
@@ -240,7 +249,11 @@ class Relay:
         if plan.notes:
             headers["relay-conversion-notes"] = ",".join(plan.notes)
         if resp.status >= 400:
-            await self._raise_upstream_error(call, plan, resp)
+            raw = await _error_body(resp)
+            stated = self._stated_output_limit(call, resp.status, raw)
+            if stated is not None:
+                return await self._retry_clamped(call, resp.status, stated)
+            raise scrubbed_error(plan.error(resp.status, raw, resp.headers), secret)
         if not call.stream:
             return await self._answer_json(call, plan, resp, headers)
         if resp.content_type != "text/event-stream":
@@ -294,15 +307,34 @@ class Relay:
         t = route.upstream.timeout_s
         return self._timeouts if t is None else replace(self._timeouts, first_byte_s=t, idle_s=t)
 
-    async def _raise_upstream_error(self, call: Call, plan: Plan, resp: aiohttp.ClientResponse) -> None:
-        try:
-            raw = await read_body(resp, 1024 * 1024)
-        except (aiohttp.ClientError, TimeoutError, GatewayError):
-            raw = b""
-        finally:
-            resp.release()
-        err = scrubbed_error(plan.error(resp.status, raw, resp.headers), call.route.upstream.api_key)
-        raise err
+    def _stated_output_limit(self, call: Call, status: int, raw: bytes) -> StatedLimit | None:
+        """The output limit a converted request's 400 states, when no limit was known for the model.
+
+        Only converted requests: their client cannot read the upstream's wording (Claude Code asks for
+        ``max_tokens: 128000``; DeepSeek answers "the valid range of max_tokens is [1, 8192]"), and only
+        they honour the profile's ``max_output_tokens`` on the retry.
+        """
+        if status not in (400, 422) or "max_output_tokens" in call.route.profile:
+            return None
+        if not converts(call.door, call.route):
+            return None
+        return stated_output_limit(raw.decode("utf-8", "replace"))
+
+    async def _retry_clamped(self, call: Call, status: int, stated: StatedLimit) -> JSONReply | StreamReply:
+        """Send the request once more with ``max_tokens`` clamped (a ``max_tokens_clamped`` note says so).
+
+        The same request and ledger row: the refused try is listed among its attempts. A limit that
+        belongs to the model is remembered in this process, and through ``on_output_limit`` in its profile.
+        """
+        call.tries.append((call.route.public_name, status, "max_tokens_too_large"))
+        call.route = with_output_limit(call.route, stated.limit)
+        if stated.fixed:
+            self.output_limits[call.route.model_id] = stated.limit
+            log.warning("model %s: the upstream accepts at most %d output tokens", call.route.public_name,
+                        stated.limit)  # fmt: skip
+            if self.on_output_limit is not None:
+                self.on_output_limit(call.route, stated.limit)
+        return await self._attempt(call)
 
     async def _answer_json(
         self, call: Call, plan: Plan, resp: aiohttp.ClientResponse, headers: dict[str, str]
@@ -432,6 +464,21 @@ class Relay:
         call.spent[1] += rec.cost_micro_usd
         if log.isEnabledFor(logging.INFO):
             log.info("%s", request_log_line(rec, call.principal.prefix, call.notes, call.client_request_id))
+
+
+async def _error_body(resp: aiohttp.ClientResponse) -> bytes:
+    """An upstream error's body (at most 1 MiB; empty when it cannot be read)."""
+    try:
+        return await read_body(resp, 1024 * 1024)
+    except (aiohttp.ClientError, TimeoutError, GatewayError):
+        return b""
+    finally:
+        resp.release()
+
+
+def with_output_limit(route: Route, limit: int) -> Route:
+    """``route`` whose requests ask for at most ``limit`` output tokens."""
+    return replace(route, profile={**route.profile, "max_output_tokens": limit}, max_output_tokens=limit)
 
 
 def scrubbed_error(err: GatewayError, secret: str) -> GatewayError:

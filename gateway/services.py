@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aiohttp
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -12,7 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from gateway.auth import Authenticator
 from gateway.conversations import ConversationStore
 from gateway.db.outage import Outage
+from gateway.domain import Route
 from gateway.invalidation import Invalidation
+from gateway.manage import learned
 from gateway.metering import Ledger, MemoryMeter, Meter, RedisMeter
 from gateway.metering.handoff import RedisHandoff
 from gateway.metering.limits import Limiter, MemoryLimiter
@@ -47,6 +49,7 @@ class Services:
     relay: Relay
     conversations: ConversationStore
     outage: Outage
+    _background: set[asyncio.Task[None]] = field(default_factory=set)
     ready_once: bool = False
     """``/readyz`` has seen the database and Redis up once: through a later outage the caches serve."""
 
@@ -103,7 +106,7 @@ class Services:
             sessions, settings.secret_key, ttl_s=settings.conversation_ttl_s, max_bytes=settings.conversation_max_bytes
         )
         conversations.start_purging()
-        return cls(
+        services = cls(
             outage=outage,
             conversations=conversations,
             settings=settings,
@@ -129,6 +132,22 @@ class Services:
                 envelope_key=derive_key(settings.secret_key, "reasoning-envelope"),
             ),
         )
+        services.relay.on_output_limit = services.remember_output_limit
+        return services
+
+    def remember_output_limit(self, route: Route, limit: int) -> None:
+        """Keep an output limit the relay learned in the model's profile, off the request path."""
+
+        async def remember() -> None:
+            try:
+                if await learned.remember_output_limit(self.sessions, route.model_id, limit):
+                    self.invalidation.invalidate("models")
+            except Exception as exc:  # the process still clamps; the next refusal tries again
+                log.warning("model %s: keeping its output limit failed: %s", route.public_name, type(exc).__name__)
+
+        task = asyncio.create_task(remember(), name="relay-remember-output-limit")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def close(self) -> None:
         """Stop everything, each step within its own deadline: shutdown never hangs on a dead database or Redis."""

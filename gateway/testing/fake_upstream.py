@@ -79,6 +79,8 @@ class FakeUpstream:
         self.host = host
         self.port = port
         self.models: list[str] = ["fake-model"]
+        self.max_output_tokens: int | None = None
+        """When set, a Chat Completions request asking for more answers 400 in DeepSeek's words."""
         self._lock = threading.Lock()
         self._queue: collections.deque[Reply] = collections.deque()
         self._default = Reply()
@@ -124,6 +126,7 @@ class FakeUpstream:
             self._default = Reply()
             self._requests.clear()
             self._cancelled = 0
+            self.max_output_tokens = None
 
     def _next_reply(self) -> Reply:
         with self._lock:
@@ -220,6 +223,12 @@ class FakeUpstream:
             scripted = reply_from_json(override) if override else None
         except (ValueError, TypeError, KeyError, IndexError, msgspec.DecodeError) as exc:
             return self._error(dialect, 400, f"bad x-fake-reply header: {exc}", None, {})
+        limit = self.max_output_tokens
+        if limit is not None and kind == "openai" and isinstance(parsed, dict):
+            asked = parsed.get("max_completion_tokens") or parsed.get("max_tokens")
+            if isinstance(asked, int) and asked > limit:  # refused before the queue is touched
+                message = f"Invalid max_tokens value, the valid range of max_tokens is [1, {limit}]"
+                return self._error(dialect, 400, message, "invalid_request_error", {})
         # Only completions consume the queue; other paths honour the header (status, delay, …).
         reply = scripted or (self._next_reply() if kind in _BUILDERS else Reply())
         if reply.delay_s > 0:
