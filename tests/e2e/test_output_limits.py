@@ -50,11 +50,8 @@ def test_a_stated_limit_is_retried_clamped_then_remembered(stack, world):
     assert [(row.status, row.attempts, row.output_tokens) for row in rows] == [(200, 2, 3)]
 
     assert profile_of(stack, world, "my-gpt")["max_output_tokens"] == 8192
-    learned = stack.seed.run(
-        lambda s: s.scalar(
-            sa.select(AuditLog.detail).where(AuditLog.action == "model.learned", AuditLog.tenant_id == world.tenant.id)
-        )  # fmt: skip
-    )
+    mine = (AuditLog.action == "model.learned", AuditLog.tenant_id == world.tenant.id)
+    learned = stack.seed.run(lambda s: s.scalar(sa.select(AuditLog.detail).where(*mine)))
     assert learned == {"max_output_tokens": 8192}
 
     # Streamed, as Claude Code asks: clamped from the start now, one upstream request.
