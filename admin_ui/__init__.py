@@ -12,20 +12,25 @@ from litestar.exceptions import HTTPException
 from litestar.static_files import create_static_files_router
 
 from admin_ui.guard import admin_guard, session_actor
+from admin_ui.views.account import ACCOUNT_HANDLERS
 from admin_ui.views.auth import AUTH_HANDLERS
 from admin_ui.views.keys import KEY_HANDLERS
 from admin_ui.views.members import MEMBER_HANDLERS
 from admin_ui.views.models import MODEL_HANDLERS
 from admin_ui.views.platform import PLATFORM_HANDLERS
 from admin_ui.views.usage import USAGE_HANDLERS
-from admin_ui.web import STATIC_DIR, CsrfRejected, LoginRequired, SecurityHeaders, error_page
+from admin_ui.views.viewing import VIEWING_HANDLERS
+from admin_ui.web import STATIC_DIR, CsrfRejected, LoginRequired, PasswordChangeRequired, SecurityHeaders, error_page
 from gateway.errors import GatewayError
 
 __all__ = ["admin_router", "session_actor"]
 
 
 def admin_router() -> Router:
-    handlers = [*AUTH_HANDLERS, *USAGE_HANDLERS, *MODEL_HANDLERS, *KEY_HANDLERS, *MEMBER_HANDLERS, *PLATFORM_HANDLERS]
+    handlers = [
+        *AUTH_HANDLERS, *ACCOUNT_HANDLERS, *USAGE_HANDLERS, *MODEL_HANDLERS, *KEY_HANDLERS, *MEMBER_HANDLERS,
+        *PLATFORM_HANDLERS, *VIEWING_HANDLERS,
+    ]  # fmt: skip
     pages = Router(
         path="/",
         route_handlers=handlers,
@@ -33,6 +38,7 @@ def admin_router() -> Router:
         exception_handlers={
             LoginRequired: error_page,
             CsrfRejected: error_page,
+            PasswordChangeRequired: error_page,
             GatewayError: error_page,
             HTTPException: error_page,
             Exception: error_page,

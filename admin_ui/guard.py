@@ -7,7 +7,9 @@ Order, for each request:
 3. signed-out requests to non-public pages go to the sign-in page;
 4. a state-changing request must carry the CSRF token: the session's synchronizer token, or on the public
    sign-in/setup forms a signed double-submit token (``sessions.form_token``) — else 403;
-5. the handler's ``opt["access"]`` (default: ``read`` for GET, ``manage`` for changes) is checked against the
+5. an account with a one-time password (``must_change_password``) is sent to the change-password page from
+   every page but the few marked ``opt["password_change"]`` (that page, sign-out);
+6. the handler's ``opt["access"]`` (default: ``read`` for GET, ``manage`` for changes) is checked against the
    user's role (403).
 
 ``X-Forwarded-Proto`` is not read here: ``request.url.scheme`` is what uvicorn reports, and uvicorn applies
@@ -27,7 +29,7 @@ from litestar.handlers import BaseRouteHandler
 
 from admin_ui import sessions
 from admin_ui.sessions import Admin
-from admin_ui.web import CsrfRejected, LoginRequired, base_path, services_of
+from admin_ui.web import CsrfRejected, LoginRequired, PasswordChangeRequired, base_path, services_of
 from gateway.errors import PermissionDenied
 from gateway.manage.tokens import Access, Actor
 from gateway.security import derive_key
@@ -96,6 +98,8 @@ async def admin_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: B
             valid = hmac.compare_digest(admin.csrf.encode(), token.encode())
         if not valid:
             raise CsrfRejected
+    if admin is not None and not public and admin.must_change_password and not handler.opt.get("password_change"):
+        raise PasswordChangeRequired
     if admin is not None and not public:
         need: Access = handler.opt.get("access") or ("manage" if unsafe else "read")
         if not admin.allows(need):
@@ -147,6 +151,8 @@ async def session_actor(connection: ASGIConnection[Any, Any, Any, Any]) -> Actor
         admin = await sessions.load(db, raw)
     if admin is None:
         return None
+    if admin.must_change_password:
+        raise PermissionDenied("this account signed in with a one-time password: choose a new one in the admin UI")
     if request.method not in SAFE_METHODS:
         token = request.headers.get("x-csrf-token", "")
         if not same_origin(request) or not hmac.compare_digest(admin.csrf.encode(), token.encode()):

@@ -1,14 +1,14 @@
-"""Server-side admin sessions and sign-in throttling, both in the database (so they hold across workers).
+"""Server-side admin sessions, in the database (so they hold across workers).
 
 - The cookie carries a random 256-bit id (``secrets.token_urlsafe(32)``); the table stores its SHA-256, so a
   leaked table does not hand out live sessions. A new id is issued at every sign-in (no fixation).
 - Expiry is enforced here, server-side: idle ``IDLE`` (30 min), absolute ``ABSOLUTE`` (8 h). Sign-out deletes
   the row, so a replayed cookie is dead.
 - The synchronizer CSRF token lives in the session row.
-- Failed sign-ins are rows of ``login_attempts``: at most ``ACCOUNT_LIMIT`` per submitted email and
-  ``IP_LIMIT`` per client IP within ``WINDOW``; past that, sign-in is refused without checking the password.
-  Each attempt is recorded (committed) *before* its password is checked and counted again, so parallel
-  guesses cannot slip past the limit; a successful sign-in removes its provisional row.
+- A platform admin's session may be *viewing* another tenant (``admin_sessions.viewing_tenant_id``, see
+  ``admin_ui.viewing``): ``load`` then answers with that tenant, the role ``owner`` and ``viewing`` set. The
+  column is honoured only while the user is a platform admin, checked here on every request.
+- Sign-in throttling lives in ``admin_ui.throttle``.
 """
 
 from __future__ import annotations
@@ -22,17 +22,14 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
-from gateway.db.tables import AdminSession, LoginAttempt, Tenant, User
+from gateway.db.tables import AdminSession, Tenant, User
 from gateway.manage.tokens import Access, Actor
 
 IDLE = timedelta(minutes=30)
 ABSOLUTE = timedelta(hours=8)
 TOUCH_EVERY = timedelta(minutes=1)  # last_seen_at is written at most this often
-WINDOW = timedelta(hours=1)
-ACCOUNT_LIMIT = 20
-IP_LIMIT = 100
-KEEP_ATTEMPTS = timedelta(days=1)
 COOKIE = "relay_admin"
 SECURE_COOKIE = "__Host-relay_admin"  # https only: Secure, Path=/, no Domain (cannot be set by a subdomain)
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{43}$")
@@ -52,7 +49,11 @@ def well_formed(raw: str | None) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Admin:
-    """The signed-in user of this request, as the pages and role checks see it."""
+    """The signed-in user of this request, as the pages and role checks see it.
+
+    ``tenant_id``/``tenant_name``/``role`` are the tenant the pages show: the user's own, or, while a platform
+    admin views another tenant, that one (as its owner). ``home_tenant_id`` is always the user's own.
+    """
 
     session_id: str
     csrf: str
@@ -62,10 +63,19 @@ class Admin:
     platform_admin: bool
     tenant_id: str
     tenant_name: str
+    home_tenant_id: str
+    home_tenant_name: str
+    must_change_password: bool = False
+
+    @property
+    def viewing(self) -> bool:
+        """A platform admin looking at (and acting in) a tenant other than their own."""
+        return self.tenant_id != self.home_tenant_id
 
     @property
     def actor(self) -> Actor:
-        """Acting on the user's own tenant; written to the audit log as ``user:<email>``."""
+        """Acting on the shown tenant; written to the audit log as ``user:<email>`` (the platform admin's own
+        address while viewing: the audit row says who really acted)."""
         return Actor(tenant_id=self.tenant_id, role=self.role, label=f"user:{self.email}", kind="session")
 
     @property
@@ -93,31 +103,38 @@ async def load(session: AsyncSession, raw: str | None, *, now: datetime | None =
         return None
     assert raw is not None
     now = now or datetime.now(UTC)
+    viewed = aliased(Tenant)
     found = (
         await session.execute(
-            sa.select(AdminSession, User, Tenant)
+            sa.select(AdminSession, User, Tenant, viewed)
             .join(User, AdminSession.user_id == User.id)
             .join(Tenant, User.tenant_id == Tenant.id)
+            .outerjoin(viewed, AdminSession.viewing_tenant_id == viewed.id)
             .where(AdminSession.id == hash_id(raw))
         )
     ).first()
     if found is None:
         return None
-    row, user, tenant = found
+    row, user, home, other = found
     if now - row.last_seen_at > IDLE or now - row.created_at > ABSOLUTE:
         await session.delete(row)
         return None
     if now - row.last_seen_at > TOUCH_EVERY:
         row.last_seen_at = now
+    shown = other if other is not None and user.is_platform_admin else home  # the server-side check
+    own = shown.id == home.id
     return Admin(
         session_id=row.id,
         csrf=row.csrf_token,
         user_id=user.id,
         email=user.email,
-        role=user.role,
+        role=user.role if own else "owner",
         platform_admin=user.is_platform_admin,
-        tenant_id=tenant.id,
-        tenant_name=tenant.name,
+        tenant_id=shown.id,
+        tenant_name=shown.name,
+        home_tenant_id=home.id,
+        home_tenant_name=home.name,
+        must_change_password=user.must_change_password,
     )
 
 
@@ -128,39 +145,13 @@ async def destroy(session: AsyncSession, raw: str | None) -> None:
 
 
 async def prune(session: AsyncSession, *, now: datetime | None = None) -> None:
-    """Drop expired sessions and old failed attempts (run at sign-in, which is rare)."""
+    """Drop expired sessions (run at sign-in, which is rare)."""
     now = now or datetime.now(UTC)
     await session.execute(
         sa.delete(AdminSession).where(
             sa.or_(AdminSession.last_seen_at < now - IDLE, AdminSession.created_at < now - ABSOLUTE)
         )
     )
-    await session.execute(sa.delete(LoginAttempt).where(LoginAttempt.created_at < now - KEEP_ATTEMPTS))
-
-
-async def failures(session: AsyncSession, *, email: str, ip: str, now: datetime | None = None) -> tuple[int, int]:
-    """Failed sign-ins within the window: (for this account, from this address)."""
-    since = (now or datetime.now(UTC)) - WINDOW
-    count = sa.select(sa.func.count()).select_from(LoginAttempt).where(LoginAttempt.created_at >= since)
-    by_account = await session.scalar(count.where(LoginAttempt.email == email[:320]))
-    by_ip = await session.scalar(count.where(LoginAttempt.ip == ip[:64]))
-    return int(by_account or 0), int(by_ip or 0)
-
-
-def over(counts: tuple[int, int], *, slack: int = 0) -> bool:
-    return counts[0] > ACCOUNT_LIMIT - 1 + slack or counts[1] > IP_LIMIT - 1 + slack
-
-
-async def record_failure(session: AsyncSession, *, email: str, ip: str) -> int:
-    row = LoginAttempt(email=email[:320], ip=ip[:64])
-    session.add(row)
-    await session.flush()
-    return row.id
-
-
-async def forget_attempt(session: AsyncSession, attempt_id: int) -> None:
-    """A provisional failure turned out to be a success."""
-    await session.execute(sa.delete(LoginAttempt).where(LoginAttempt.id == attempt_id))
 
 
 # --- the sign-in form's CSRF token, before any session exists: a signed double-submit cookie ---

@@ -45,6 +45,10 @@ NOTICES = {
     "provider-saved": "Provider updated.",
     "price-saved": "Price override saved.",
     "signed-out": "You are signed out.",
+    "password-changed": "Password changed. Your other sessions were signed out.",
+    "signed-out-others": "Your other sessions were signed out.",
+    "member-removed": "Member removed. Their sessions ended.",
+    "view-ended": "Back to your own tenant.",
     "session-expired": "Your session ended. Please sign in again.",
 }
 
@@ -165,6 +169,10 @@ class CsrfRejected(Exception):
     """A state-changing request without a valid CSRF token or from another origin."""
 
 
+class PasswordChangeRequired(Exception):
+    """The account signed in with a one-time password: it chooses its own before any other page."""
+
+
 TITLES = {400: "Bad request", 403: "Not allowed", 404: "Not found", 405: "Method not allowed", 429: "Slow down"}
 
 
@@ -177,6 +185,8 @@ def error_page(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]
         if request.method != "GET":
             return redirect(request, "/login", notice="session-expired")
         return redirect(request, "/login", next=target)
+    if isinstance(exc, PasswordChangeRequired):
+        return redirect(request, "/account/password")
     if isinstance(exc, CsrfRejected):
         status, message = 403, "This form expired or came from another site. Go back, reload the page and try again."
     elif isinstance(exc, GatewayError):

@@ -1,5 +1,15 @@
 // Relay admin: progressive enhancement only. Every page works without this file.
 "use strict";
+document.documentElement.classList.add("js");
+
+// Small screens: the navigation folds behind a Menu button (without JavaScript it simply stays open).
+const navToggle = document.querySelector(".nav-toggle");
+if (navToggle) {
+  navToggle.addEventListener("click", () => {
+    const open = navToggle.closest(".nav").classList.toggle("open");
+    navToggle.setAttribute("aria-expanded", String(open));
+  });
+}
 
 // Copy buttons: <button data-copy="element-id">. Reads an input's value or an element's text.
 document.addEventListener("click", async (event) => {

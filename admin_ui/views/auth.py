@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import sqlalchemy as sa
@@ -9,7 +10,7 @@ from argon2 import PasswordHasher
 from litestar import Request, Response, get, post
 from litestar.params import FromQuery
 
-from admin_ui import sessions
+from admin_ui import sessions, throttle
 from admin_ui.forms import Form
 from admin_ui.guard import (
     admin_of,
@@ -28,7 +29,7 @@ from gateway.manage import tenants
 from gateway.manage.tenants import MIN_PASSWORD_LENGTH
 
 BAD_LOGIN = "Email or password is incorrect."
-THROTTLED = "Too many failed sign-ins for this account or address. Wait a while, then try again."
+THROTTLED = "Too many failed sign-ins for this account from your address. Wait a while, then try again."
 _POLICY = PasswordHasher()  # the parameters gateway.auth hashes with: older, weaker hashes are upgraded at sign-in
 PUBLIC = {"public": True}
 
@@ -76,22 +77,25 @@ async def login(request: Request[Any, Any, Any]) -> Response[Any]:
     services = services_of(request)
     refused = Form.empty(email=email, next=form.value("next"))
     async with services.sessions.begin() as db:
-        if sessions.over(await sessions.failures(db, email=email, ip=ip)):
+        seen = await throttle.failures(db, email=email, ip=ip)
+        if seen.refused():
             refused.general = THROTTLED  # refused unchecked, and not counted: the window still ends
             return _login_page(request, refused, status=429)
-        attempt = await sessions.record_failure(db, email=email, ip=ip)  # provisional, seen by parallel guesses
+        attempt = await throttle.record_failure(db, email=email, ip=ip)  # provisional, seen by parallel guesses
     async with services.sessions() as db:
-        if sessions.over(await sessions.failures(db, email=email, ip=ip), slack=1):
+        if (await throttle.failures(db, email=email, ip=ip)).refused(slack=1):
             refused.general = THROTTLED
             return _login_page(request, refused, status=429)
         # One address may have an account in several tenants: the password says which one signs in.
         accounts = list(await db.scalars(sa.select(User).where(User.email == email).order_by(User.created_at)))
+    if seen.delay_s:
+        await asyncio.sleep(seen.delay_s)  # many failures from everywhere: slower, for everyone, never locked
     user = await _matching(accounts, password)
     if user is None:
         refused.general = BAD_LOGIN  # the same answer for an unknown email and a wrong password
         return _login_page(request, refused, status=401)
     async with services.sessions.begin() as db:
-        await sessions.forget_attempt(db, attempt)
+        await throttle.forget_attempt(db, attempt)
         user = await db.get(User, user.id)
         if user is None:
             raise LoginRequired
@@ -99,11 +103,15 @@ async def login(request: Request[Any, Any, Any]) -> Response[Any]:
             user.password_hash = await hash_password(password)
         await sessions.destroy(db, session_cookie(request))  # a new id at every sign-in: no fixation
         await sessions.prune(db)
+        await throttle.prune(db)
         raw, _ = await sessions.create(db, user, ip=ip)
+        must_change = user.must_change_password
         await tenants.audit(db, user.tenant_id, f"user:{user.email}", "session.login", user.email, {"ip": ip})
     response: Response[Any] = redirect(request, "/dashboard")
     target = _next(request, form.value("next"))
-    if target:
+    if must_change:
+        response = redirect(request, "/account/password")
+    elif target:
         response = redirect(request, target[len(base_path(request)) :])
     set_session_cookie(request, response, raw)
     return response
@@ -120,12 +128,12 @@ async def _matching(accounts: list[User], password: str) -> User | None:
     return None
 
 
-@post("/logout", opt={"access": "read"})
+@post("/logout", opt={"access": "read", "password_change": True})
 async def logout(request: Request[Any, Any, Any]) -> Response[Any]:
     admin = admin_of(request)
     async with services_of(request).sessions.begin() as db:
         await sessions.destroy(db, session_cookie(request))
-        await tenants.audit(db, admin.tenant_id, f"user:{admin.email}", "session.logout", admin.email)
+        await tenants.audit(db, admin.home_tenant_id, f"user:{admin.email}", "session.logout", admin.email)
     response: Response[Any] = redirect(request, "/login", notice="signed-out")
     clear_session_cookie(request, response)
     return response

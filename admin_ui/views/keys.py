@@ -1,4 +1,8 @@
-"""API keys: create (the secret is shown once, on the response to the form), edit, limits, revoke, snippets."""
+"""API keys: create, edit, limits, revoke, snippets.
+
+Creating answers POST/redirect/GET: the new key's page shows the secret once, from a one-time flash
+(``admin_ui.flash``); reloading that page neither creates another key nor shows the secret again.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from typing import Any
 from litestar import Request, Response, get, post
 from litestar.params import FromPath
 
+from admin_ui import flash
 from admin_ui.forms import Form, expiry_value
 from admin_ui.guard import admin_of
 from admin_ui.lookups import tenant_of, usable_models
@@ -94,7 +99,7 @@ def _read(form: Form, usable: list[str]) -> tuple[dict[str, Any], dict[str, Any]
 
 
 @post("/keys/new")
-async def create_key(request: Request[Any, Any, Any]) -> Response[str]:
+async def create_key(request: Request[Any, Any, Any]) -> Response[Any]:
     admin = admin_of(request)
     services = services_of(request)
     form = await Form.read(request)
@@ -111,11 +116,12 @@ async def create_key(request: Request[Any, Any, Any]) -> Response[str]:
                 db, tenant=tenant, secret_key=services.settings.secret_key, actor=admin.actor.label, **fields
             )
             await limits.set_key_limits(db, new.row, actor=admin.actor.label, **caps)
-            row, secret = new.row, new.secret
+            key_id, secret = new.row.id, new.secret
     except GatewayError as exc:
         form.fail(exc)
         return _form_page(request, "key_new.html", form, usable, status=400)
-    return _detail_page(request, row, usable, secret=secret, status=201)
+    shown = await flash.stash(request, {"key_id": key_id, "secret": secret})
+    return redirect(request, f"/keys/{key_id}", flash=shown)
 
 
 def _edit_form(row: ApiKey) -> Form:
@@ -167,7 +173,9 @@ async def key_page(request: Request[Any, Any, Any], key_id: FromPath[str]) -> Re
     admin = admin_of(request)
     async with services_of(request).sessions() as db:
         row = await keys.key_by_id(db, key_id, tenant_id=admin.tenant_id)
-    return _detail_page(request, row, await _usable(request))
+    created = await flash.pop(request)
+    secret = created.get("secret") if created and created.get("key_id") == row.id else None
+    return _detail_page(request, row, await _usable(request), secret=secret)
 
 
 @post("/keys/{key_id:str}")

@@ -2,66 +2,94 @@
 
 from __future__ import annotations
 
-import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from litestar import Request, Response, get, post
 from litestar.params import FromPath
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from admin_ui import flash
 from admin_ui.forms import Form
 from admin_ui.guard import admin_of
 from admin_ui.lookups import states
 from admin_ui.web import page, redirect, services_of
 from gateway.catalog import load_catalog
-from gateway.db.tables import ApiKey, User
+from gateway.db.tables import ApiKey, Tenant, UsageDaily, User
 from gateway.errors import GatewayError, NotFound
-from gateway.manage import providers, tenants
+from gateway.manage import accounts, providers, tenants
+from gateway.manage.usage import month_start
 
 READ = {"access": "platform-read"}
 WRITE = {"access": "platform"}
 
 
+@dataclass(frozen=True, slots=True)
+class TenantRow:
+    """A tenant as Platform → Tenants lists it: this month's usage and its live keys."""
+
+    tenant: Tenant
+    members: int
+    live_keys: int
+    requests: int
+    cost_micro_usd: int
+
+
+async def tenant_rows(db: AsyncSession) -> list[TenantRow]:
+    now = datetime.now(UTC)
+    counted = sa.select(User.tenant_id, sa.func.count()).group_by(User.tenant_id)
+    members: dict[str, int] = {t: n for t, n in await db.execute(counted)}  # noqa: C416 (a Result is no mapping)
+    live = sa.and_(ApiKey.revoked_at.is_(None), sa.or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > now))
+    keyed = sa.select(ApiKey.tenant_id, sa.func.count()).where(live).group_by(ApiKey.tenant_id)
+    live_keys: dict[str, int] = {t: n for t, n in await db.execute(keyed)}  # noqa: C416
+    month = sa.select(UsageDaily.tenant_id, sa.func.sum(UsageDaily.requests), sa.func.sum(UsageDaily.cost_micro_usd))
+    month = month.where(UsageDaily.day >= month_start(now).date()).group_by(UsageDaily.tenant_id)
+    used = {t: (int(r or 0), int(c or 0)) for t, r, c in await db.execute(month)}
+    return [
+        TenantRow(t, members.get(t.id, 0), live_keys.get(t.id, 0), *used.get(t.id, (0, 0)))
+        for t in await tenants.list_tenants(db)
+    ]
+
+
 async def _tenants_page(
-    request: Request[Any, Any, Any], form: Form, *, status: int = 200, **more: Any
+    request: Request[Any, Any, Any], form: Form, *, status: int = 200, created: flash.Payload | None = None
 ) -> Response[str]:
     async with services_of(request).sessions() as db:
-        rows = await tenants.list_tenants(db)
-        members = sa.select(User.tenant_id, sa.func.count()).group_by(User.tenant_id)
-        users = {t: n for t, n in await db.execute(members)}  # noqa: C416 (a Result is not a mapping)
-        keyed = sa.select(ApiKey.tenant_id, sa.func.count()).group_by(ApiKey.tenant_id)
-        key_counts = {t: n for t, n in await db.execute(keyed)}  # noqa: C416 (a Result is not a mapping)
-    return page(
-        request, "platform_tenants.html", status=status, tenants=rows, users=users, keys=key_counts, form=form, **more
-    )
+        rows = await tenant_rows(db)
+    return page(request, "platform_tenants.html", status=status, rows=rows, form=form, created=created)
 
 
 @get("/platform/tenants", opt=READ)
 async def tenants_page(request: Request[Any, Any, Any]) -> Response[str]:
-    return await _tenants_page(request, Form.empty())
+    return await _tenants_page(request, Form.empty(), created=await flash.pop(request))
 
 
 @post("/platform/tenants", opt=WRITE)
-async def create_tenant(request: Request[Any, Any, Any]) -> Response[str]:
-    """A tenant, and optionally its first owner (with a generated password, shown once)."""
+async def create_tenant(request: Request[Any, Any, Any]) -> Response[Any]:
+    """A tenant, and optionally its first owner (with a one-time password, shown once after the redirect)."""
     admin = admin_of(request)
     form = await Form.read(request)
     name = form.text("tenant_name", label="Tenant name", required=True)
     email = form.text("email", label="Owner email", max_len=320)
     if not form.ok:
         return await _tenants_page(request, form, status=400)
-    password = secrets.token_urlsafe(12) if email else None
+    password = accounts.one_time_password() if email else None
     try:
         async with services_of(request).sessions.begin() as db:
             tenant = await tenants.create_tenant(db, name, actor=admin.actor.label)
             if email and password:
-                await tenants.create_user(
+                owner = await tenants.create_user(
                     db, tenant=tenant, email=email, password=password, role="owner", actor=admin.actor.label
                 )
+                owner.must_change_password = True
+            name = tenant.name
     except GatewayError as exc:
         form.fail(exc)
         return await _tenants_page(request, form, status=400)
-    return await _tenants_page(request, Form.empty(), status=201, created=name, owner=email, password=password)
+    shown = await flash.stash(request, {"name": name, "owner": email or None, "password": password})
+    return redirect(request, "/platform/tenants", flash=shown)
 
 
 async def _providers_page(request: Request[Any, Any, Any], form: Form, *, status: int = 200) -> Response[str]:

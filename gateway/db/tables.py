@@ -260,6 +260,22 @@ class AdminSession(Base):
     ip: Mapped[str] = mapped_column(sa.String(64), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    viewing_tenant_id: Mapped[str | None] = mapped_column(
+        sa.ForeignKey("tenants.id", ondelete="SET NULL"), nullable=True, default=None
+    )
+    """A platform admin's "view as tenant": the tenant whose pages this session shows (``admin_ui.viewing``).
+    Honoured only while the user is a platform admin; everyone else's sessions ignore it."""
+
+
+class AdminFlash(Base):
+    """A one-time message for the page a form redirects to (``admin_ui.flash``): the secret a creation made
+    (an ``sk-`` key, a one-time password), sealed with AES-GCM, bound to its session, read at most once."""
+
+    __tablename__ = "admin_flashes"
+    id: Mapped[str] = mapped_column(sa.String(32), primary_key=True, default=new_id)
+    session_id: Mapped[str] = mapped_column(sa.ForeignKey("admin_sessions.id", ondelete="CASCADE"), index=True)
+    sealed: Mapped[str] = mapped_column(sa.Text)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class LoginAttempt(Base):
