@@ -141,13 +141,19 @@ class MessageRenderer:
     def _tool_message(self, block: ToolResultBlock, moved: list[Part]) -> OMsg:
         texts: list[str] = []
         media: list[Part] = []
+        loaded: list[str] = []
         for inner in [] if isinstance(block.content, str) else block.content or []:
+            if inner.get("type") == "tool_reference" and isinstance(inner.get("tool_name"), str):
+                loaded.append(self.rename(inner["tool_name"]))
+                continue
             typed = _typed(inner) if inner.get("type") in KNOWN_BLOCKS else None
             for part in self._part(typed, nested=True) if typed is not None else []:
                 if part["type"] == "text":
                     texts.append(part["text"])
                 else:
                     media.append(part)
+        if loaded:  # a ToolSearch result: Anthropic loads these tools; here every tool is already offered
+            texts.append(f"Tools loaded and available to call now: {', '.join(loaded)}")
         text = block.content if isinstance(block.content, str) else "\n".join(texts)
         if media:
             text = f"{text}\n[image attached below]" if text else "[image attached below]"

@@ -148,6 +148,12 @@ def _response_format(schema: dict[str, Any]) -> dict[str, Any]:
     return {"type": "json_schema", "json_schema": {"name": "structured_output", "schema": strict, "strict": True}}
 
 
+DEFERRED_PLACEHOLDERS = frozenset({"DeferredToolPlaceholder"})
+"""Claude Code 2.1.3xx's stand-in for its deferred tools (``defer_loading: true``, never callable). The real
+deferred tools are sent as plain functions (an OpenAI upstream has no deferral: every tool is loaded),
+and a ToolSearch result's ``tool_reference`` blocks become text naming them (``a2o_messages``)."""
+
+
 def _tools(
     req: MessagesRequest, profile: CapabilityProfile, notes: list[str]
 ) -> tuple[list[dict[str, Any]], list[str]]:
@@ -158,6 +164,9 @@ def _tools(
         name = raw.get("name")
         if (kind not in (None, "custom")) or not isinstance(name, str):
             notes.append("server_tool_dropped")
+            continue
+        if name in DEFERRED_PLACEHOLDERS and raw.get("defer_loading") is True:
+            notes.append("deferred_placeholder_dropped")  # "never call this": an upstream would offer it
             continue
         params = strip_keywords(object_schema(raw.get("input_schema")), profile.json_schema_sanitizer)
         function: dict[str, Any] = {"name": shorten_tool_name(name), "parameters": params}

@@ -481,3 +481,41 @@ def test_output_config_json_schema_emulated_in_system_when_unsupported() -> None
 def test_max_tokens_zero_noted() -> None:
     out, notes = convert({"max_tokens": 0})
     assert out["max_tokens"] == 1 and "max_tokens_zero" in notes
+
+
+# -- Claude Code 2.1.3xx: ToolSearch and deferred tools (issue 14) ---------------------------------------
+
+DEFERRED_TOOLS = [
+    {"name": "ToolSearch", "description": "Find tools", "input_schema": {"type": "object", "properties": {}}},
+    {"name": "mcp__db__query", "description": "Run SQL", "defer_loading": True, "input_schema": {"type": "object"}},
+    {
+        "name": "DeferredToolPlaceholder",
+        "description": "Reserved placeholder. Never call this.",
+        "defer_loading": True,
+        "input_schema": {"type": "object", "properties": {}},
+    },
+]
+
+
+def test_the_deferred_placeholder_is_never_offered_and_deferred_tools_are_plain_functions() -> None:
+    out, notes = convert({"tools": DEFERRED_TOOLS, "messages": [user(text("hi"))]})
+    functions = [t["function"] for t in out["tools"]]
+    assert [f["name"] for f in functions] == ["ToolSearch", "mcp__db__query"]
+    assert all("defer_loading" not in json.dumps(t) for t in out["tools"])
+    assert "deferred_placeholder_dropped" in notes
+
+
+def test_a_tool_search_result_names_the_loaded_tools() -> None:
+    reference = {"type": "tool_reference", "tool_name": "mcp__db__query"}
+    body = {
+        "tools": DEFERRED_TOOLS,
+        "messages": [
+            user(text("query the db")),
+            assistant(tool_use("ts_1", "ToolSearch", {"query": "select:mcp__db__query"})),
+            user({"type": "tool_result", "tool_use_id": "ts_1", "content": [reference]}),
+        ],
+    }
+    out, _ = convert(body)
+    result = msgs(out)[-1]
+    assert result["role"] == "tool" and result["tool_call_id"] == "ts_1"
+    assert result["content"] == "Tools loaded and available to call now: mcp__db__query"
