@@ -38,10 +38,15 @@ def anthropic_request_to_openai(body: dict[str, Any], *, upstream_model: str, pr
     system = _system(req, schema if not profile.supports_structured_outputs else None)
     out: dict[str, Any] = {"model": upstream_model, "messages": ([system] if system else []) + messages}
     _limits(out, req, profile, notes)
-    reasoning, reasoning_on = openai_reasoning(req.thinking, _effort(req), profile)
+    effort = _effort(req)
+    reasoning, reasoning_on = openai_reasoning(req.thinking, effort, profile)
     out.update(reasoning)
     if req.thinking is not None and req.thinking.type in ("enabled", "adaptive") and not reasoning_on:
         notes.append("thinking_dropped")
+    elif effort is not None and not reasoning_on:
+        notes.append("effort_dropped")  # thinking is off: the upstream has nothing to spend an effort on
+    if reasoning_on and req.thinking is not None and req.thinking.display not in (None, "omitted"):
+        notes.append("thinking_display_dropped")  # "omitted" is honoured; an upstream's reasoning is never summarised
     _sampling(out, req, profile, reasoning_on, notes)
     if tools:
         out["tools"] = tools
@@ -132,6 +137,11 @@ def _sampling(
 
 
 def _effort(req: MessagesRequest) -> str | None:
+    """The effort asked last: on the latest system message that sets one (Claude Code 2.1.3xx changes it
+    mid-conversation that way), else the top-level ``output_config``."""
+    for msg in reversed(req.messages):
+        if msg.role == "system" and msg.output_config is not None and msg.output_config.effort:
+            return msg.output_config.effort
     return req.output_config.effort if req.output_config is not None else None
 
 

@@ -132,6 +132,8 @@ Block = (
 class Message(msgspec.Struct):
     role: str
     content: str | list[dict[str, Any]]
+    output_config: OutputConfig | None = None
+    """Claude Code 2.1.3xx sets ``effort`` on the latest ``role: system`` message when it changes mid-session."""
 
 
 class Tool(msgspec.Struct):

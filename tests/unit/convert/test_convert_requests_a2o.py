@@ -519,3 +519,31 @@ def test_a_tool_search_result_names_the_loaded_tools() -> None:
     result = msgs(out)[-1]
     assert result["role"] == "tool" and result["tool_call_id"] == "ts_1"
     assert result["content"] == "Tools loaded and available to call now: mcp__db__query"
+
+
+def test_the_latest_system_messages_effort_wins() -> None:
+    """Claude Code 2.1.3xx: ``{"role": "system", "content": [], "output_config": {"effort": …}}`` mid-session."""
+    body = {
+        "thinking": {"type": "adaptive"},
+        "output_config": {"effort": "low"},
+        "messages": [
+            user(text("hi")),
+            {"role": "system", "content": [], "output_config": {"effort": "medium"}},
+            assistant(text("hello")),
+            {"role": "system", "content": [], "output_config": {"effort": "high"}},
+            user(text("think hard")),
+        ],
+    }
+    out, notes = convert(body, reasoning_dialect="openai")
+    assert out["reasoning_effort"] == "high"
+    assert [m["role"] for m in out["messages"]].count("user") == 2
+    assert "effort_dropped" not in notes
+
+
+def test_effort_and_display_without_a_place_upstream_are_noted() -> None:
+    _, notes = convert({"output_config": {"effort": "high"}}, reasoning_dialect="openai")
+    assert "effort_dropped" in notes  # thinking is off
+    _, notes = convert({"thinking": {"type": "adaptive", "display": "summarized"}}, reasoning_dialect="openai")
+    assert "thinking_display_dropped" in notes
+    _, notes = convert({"thinking": {"type": "adaptive", "display": "omitted"}}, reasoning_dialect="openai")
+    assert "thinking_display_dropped" not in notes
