@@ -20,14 +20,21 @@ from gateway.testing.fake_upstream import Reply, ToolCall
 
 pytestmark = pytest.mark.claude_code
 CLAUDE_CODE_VERSION = os.environ.get("RELAY_TEST_CLAUDE_CODE_VERSION", "2.1.197")
+"""The pinned older version."""
+CLAUDE_CODE_NEWEST = os.environ.get("RELAY_TEST_CLAUDE_CODE_NEWEST", "2.1.332")
+"""The newest version on npm when last checked (README's tested-versions table)."""
 
 
-def claude_binary() -> Path:
-    return npm_cli("@anthropic-ai/claude-code", CLAUDE_CODE_VERSION, "claude", "claude-code")
+def claude_binary(version: str = CLAUDE_CODE_VERSION) -> Path:
+    cache = "claude-code" if version == CLAUDE_CODE_VERSION else "claude-code-newest"
+    return npm_cli("@anthropic-ai/claude-code", version, "claude", cache)
 
 
-def run_claude(binary: Path, base_url: str, key: str, prompt: str, cwd: Path, home: Path, model: str) -> dict:
+def run_claude(
+    binary: Path, base_url: str, key: str, prompt: str, cwd: Path, home: Path, model: str, **extra_env: str
+) -> dict:
     env = {
+        **extra_env,
         "HOME": str(home),
         "PATH": os.environ["PATH"],
         "ANTHROPIC_BASE_URL": base_url,
@@ -106,3 +113,39 @@ def test_claude_code_writes_a_file_through_relay(stack, fake, tmp_path, upstream
     ) or any(m.get("role") == "tool" for m in tool_turn)
     rows = seed.usage_rows(tenant, expect=len(calls))
     assert len(rows) >= len(calls) and all(r.status == 200 for r in rows)
+
+
+def test_newest_claude_code_tool_search_write_and_a_128k_max_tokens_on_an_8k_upstream(stack, fake, tmp_path):
+    """Claude Code 2.1.3xx to an OpenAI-dialect upstream that refuses more than 8192 output tokens (as
+    DeepSeek does) and has no profile saying so: ToolSearch loads a deferred tool, Write writes the file,
+    and the answer arrives. Relay clamps after the first refusal and remembers the limit."""
+    binary = claude_binary(CLAUDE_CODE_NEWEST)
+    seed = stack.seed
+    tenant = seed.tenant()
+    up = seed.upstream(tenant, base_url=fake.url + "/v1", dialect="openai")
+    seed.model(tenant, up, "cc-8k", upstream_model="deepseek-like")
+    key = seed.key(tenant, aliases=[("claude-*", "cc-8k")]).secret
+    work = tmp_path / "work"
+    work.mkdir()
+    target = work / "found.txt"
+    fake.max_output_tokens = 8192
+    fake.enqueue(
+        Reply(tool_calls=[ToolCall(name="ToolSearch", arguments={"query": "select:Monitor", "max_results": 1})]),
+        Reply(tool_calls=[ToolCall(name="Write", arguments={"file_path": str(target), "content": "found\n"})]),
+    )
+    fake.set_default(Reply(text="Done: found.txt is written."))
+
+    result = run_claude(
+        binary, stack.url, key, "Find the Monitor tool, then write found.txt.", work, tmp_path / "home",
+        "claude-sonnet-5", ENABLE_TOOL_SEARCH="true",
+    )  # fmt: skip
+
+    calls = [r.json for r in fake.requests if r.path.endswith("/chat/completions")]
+    assert result["is_error"] is False, (result, [c.get("max_tokens") for c in calls])
+    assert result["result"] == "Done: found.txt is written."
+    assert target.read_text() == "found\n"
+    assert calls[0]["max_tokens"] > 8192 and all(c["max_tokens"] <= 8192 for c in calls[1:])
+    offered = {t["function"]["name"] for t in calls[-1]["tools"]}
+    assert "ToolSearch" in offered and "DeferredToolPlaceholder" not in offered
+    tool_texts = [m["content"] for c in calls for m in c["messages"] if m["role"] == "tool"]
+    assert any(t.startswith("Tools loaded and available to call now:") for t in tool_texts), tool_texts
