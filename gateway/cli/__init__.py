@@ -16,6 +16,9 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help(sys.stderr)
         return 2
-    from gateway.cli.run import run  # after parsing: --help and usage errors load nothing more
-
+    try:
+        from gateway.cli.run import run  # after parsing: --help and usage errors load nothing more
+    except KeyboardInterrupt:  # Ctrl-C while the database stack loads: no traceback either
+        print("relay: error: interrupted", file=sys.stderr)
+        return 130
     return run(args)

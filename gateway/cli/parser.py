@@ -4,25 +4,39 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 
-def _lazy(name: str) -> Callable[..., Any]:
-    """The handler ``commands.<name>``, imported only when it runs: ``relay --help`` and argument errors
-    need none of the database, HTTP and conversion stack that the commands load (1.8 s of CPU before)."""
+def _lazy(noun: str, name: str) -> Callable[..., Any]:
+    """The handler ``cmd_<noun>.<name>``, imported only when it runs: ``relay --help`` and argument errors
+    load none of the database stack, and a command loads only its own noun's services (``tenants list``
+    needs no HTTP client, converter or catalog)."""
 
     def handler(*args: Any) -> Any:
-        return getattr(importlib.import_module("gateway.cli.commands"), name)(*args)
+        return getattr(importlib.import_module(f"gateway.cli.cmd_{noun}"), name)(*args)
 
-    handler.__name__ = name
+    handler.__name__ = f"{noun}.{name}"
     return handler
 
 
-def _scope(p: argparse.ArgumentParser) -> None:
-    group = p.add_mutually_exclusive_group(required=True)
+class Parser(argparse.ArgumentParser):
+    """argparse, with a usage error on one line like every other error (``relay: error: …``, status 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"relay: error: {message} (see: {self.prog} --help)\n")
+        sys.exit(2)
+
+
+def _scope(p: argparse.ArgumentParser, *, required: bool = True) -> None:
+    group = p.add_mutually_exclusive_group(required=required)
     group.add_argument("--tenant", metavar="T", help="the tenant that owns it")
     group.add_argument("--platform", action="store_true", help="owned by the platform (built-in)")
+
+
+def _json(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="a JSON array, with the management API's field names")
 
 
 def _secret_source(p: argparse.ArgumentParser) -> None:
@@ -39,31 +53,70 @@ def _limit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--budget-period", choices=["month", "total"], help="month: resets each UTC month (default total)")
 
 
+def _model_options(p: argparse.ArgumentParser, *, update: bool) -> None:
+    """The options of ``models add``; for ``update`` all optional, unset meaning "keep"."""
+    price = None if update else 0.0
+    p.add_argument("--upstream", required=not update)
+    p.add_argument("--upstream-model", required=not update, metavar="ID")
+    p.add_argument("--input-price", type=float, default=price, metavar="USD_PER_MTOK")
+    p.add_argument("--output-price", type=float, default=price, metavar="USD_PER_MTOK")
+    p.add_argument("--cache-read-price", type=float, default=price, metavar="USD_PER_MTOK")
+    p.add_argument("--cache-write-price", type=float, default=price, metavar="USD_PER_MTOK")
+    clear = " (0 removes it)" if update else ""
+    p.add_argument("--max-output-tokens", type=int, help=f"cap on output tokens{clear}")
+    p.add_argument("--context-window", type=int, help=f"context window in tokens{clear}")
+    more = "; replaces the list, --fallback '' empties it" if update else ""
+    p.add_argument("--fallback", action="append", default=[], metavar="MODEL", help=f"tried in order{more}")
+    more = "; replaces them, '{}' removes them" if update else ""
+    p.add_argument("--profile", help=f"capability profile overrides as a JSON object{more}")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="relay", description="Relay: one sk- key, any model, either API dialect.")
+    parser = Parser(prog="relay", description="Relay: one sk- key, any model, either API dialect.")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
 
     p = sub.add_parser("serve", help="run the gateway")
     p.add_argument("--host", help="bind address (default RELAY_HOST or 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default RELAY_PORT or 8080)")
     p.add_argument("--workers", type=int, help="worker processes (default RELAY_WORKERS or 1)")
-    p.set_defaults(handler=_lazy("serve"))
+    p.set_defaults(handler=_lazy("server", "serve"))
 
     p = sub.add_parser("migrate", help="upgrade the database schema to the newest revision")
-    p.set_defaults(handler=_lazy("migrate_db"))
+    p.set_defaults(handler=_lazy("server", "migrate"))
 
+    for add_noun in (_tenants, _users, _upstreams, _models, _catalog, _providers, _keys, _tokens, _usage):
+        add_noun(sub)
+    return parser
+
+
+Sub = Any
+"""The ``add_subparsers`` action (argparse keeps its type private)."""
+
+
+def _tenants(sub: Sub) -> None:
     tenants = sub.add_parser("tenants", help="manage tenants").add_subparsers(metavar="ACTION")
     p = tenants.add_parser("create", help="create a tenant")
     p.add_argument("name")
-    p.set_defaults(handler=_lazy("tenants_create"))
+    p.set_defaults(handler=_lazy("tenants", "create"))
     p = tenants.add_parser("update", help="set a tenant's budget (all its keys together)")
     p.add_argument("name")
     p.add_argument("--budget", type=float, metavar="USD", help="spending limit in USD (0 removes it)")
     p.add_argument("--budget-period", choices=["month", "total"], default="total")
-    p.set_defaults(handler=_lazy("tenants_update"))
+    p.set_defaults(handler=_lazy("tenants", "update"))
     p = tenants.add_parser("list", help="list tenants")
-    p.set_defaults(handler=_lazy("tenants_list"))
+    _json(p)
+    p.set_defaults(handler=_lazy("tenants", "list_"))
+    p = tenants.add_parser(
+        "delete",
+        help="delete a tenant with its users, keys, tokens, upstreams, models and held conversations "
+        "(usage history and audit log are kept)",
+    )
+    p.add_argument("name")
+    p.add_argument("--force", action="store_true", help="even while the tenant has live (unrevoked, unexpired) keys")
+    p.set_defaults(handler=_lazy("tenants", "delete"))
 
+
+def _users(sub: Sub) -> None:
     users = sub.add_parser("users", help="manage users").add_subparsers(metavar="ACTION")
     p = users.add_parser("create", help="create a user (password from a prompt or --password-stdin)")
     p.add_argument("email")
@@ -71,8 +124,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--role", choices=["owner", "admin", "member"], default="member")
     p.add_argument("--platform-admin", action="store_true")
     p.add_argument("--password-stdin", action="store_true")
-    p.set_defaults(handler=_lazy("users_create"))
+    p.set_defaults(handler=_lazy("users", "create"))
+    p = users.add_parser("list", help="list users (of every tenant unless --tenant)")
+    p.add_argument("--tenant", metavar="T")
+    _json(p)
+    p.set_defaults(handler=_lazy("users", "list_"))
+    one_tenant = "the user's tenant (required when the address has accounts in several)"
+    p = users.add_parser("delete", help="delete a user (a tenant keeps one owner, the platform one platform admin)")
+    p.add_argument("email")
+    p.add_argument("--tenant", metavar="T", help=one_tenant)
+    p.set_defaults(handler=_lazy("users", "delete"))
+    p = users.add_parser(
+        "reset-password",
+        help="print a one-time password (last line) to change at next sign-in, or set one with --password-stdin; "
+        "signs the user out everywhere",
+    )
+    p.add_argument("email")
+    p.add_argument("--tenant", metavar="T", help=one_tenant)
+    p.add_argument("--password-stdin", action="store_true", help="set the password read from standard input")
+    p.set_defaults(handler=_lazy("users", "reset_password"))
 
+
+def _upstreams(sub: Sub) -> None:
     upstreams = sub.add_parser("upstreams", help="manage upstreams").add_subparsers(metavar="ACTION")
     p = upstreams.add_parser("add", help="add an upstream (provider endpoint)")
     p.add_argument("name")
@@ -85,60 +158,106 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--header", action="append", default=[], metavar="NAME:VALUE", help="extra header sent upstream")
     p.add_argument("--timeout", type=float, help="seconds to the first byte and between chunks")
     p.add_argument("--profile", help="capability profile as a JSON object")
-    p.set_defaults(handler=_lazy("upstreams_add"))
+    p.set_defaults(handler=_lazy("upstreams", "add"))
+    p = upstreams.add_parser("list", help="list upstreams (every owner's unless --tenant or --platform)")
+    _scope(p, required=False)
+    _json(p)
+    p.set_defaults(handler=_lazy("upstreams", "list_"))
+    p = upstreams.add_parser("show", help="an upstream as JSON (its key: whether one is stored, last 4 characters)")
+    p.add_argument("name")
+    _scope(p)
+    p.set_defaults(handler=_lazy("upstreams", "show"))
+    p = upstreams.add_parser("update", help="change an upstream; options not given keep their value")
+    p.add_argument("name")
+    _scope(p)
+    p.add_argument("--rename", metavar="NAME", help="a new name")
+    p.add_argument("--dialect", choices=["openai", "anthropic"])
+    p.add_argument("--base-url")
+    key = p.add_mutually_exclusive_group()
+    key.add_argument("--api-key-stdin", action="store_true", help="a new upstream key from standard input")
+    key.add_argument("--api-key-env", metavar="VAR", help="a new upstream key from this environment variable")
+    key.add_argument("--remove-api-key", action="store_true", help="store no key any more")
+    p.add_argument(
+        "--header",
+        action="append",
+        default=[],
+        metavar="NAME:VALUE",
+        help="replaces the extra headers; '' removes them",
+    )
+    p.add_argument("--timeout", type=float, help="seconds to the first byte and between chunks (0: the default)")
+    p.add_argument("--profile", help="capability profile as a JSON object; replaces it, '{}' removes it")
+    p.set_defaults(handler=_lazy("upstreams", "update"))
+    p = upstreams.add_parser("delete", help="delete an upstream; refused while models use it, unless --force")
+    p.add_argument("name")
+    _scope(p)
+    p.add_argument("--force", action="store_true", help="delete the models that use it too")
+    p.set_defaults(handler=_lazy("upstreams", "delete"))
 
+
+def _models(sub: Sub) -> None:
     models = sub.add_parser("models", help="manage models").add_subparsers(metavar="ACTION")
     p = models.add_parser("add", help="add a model on an upstream")
     p.add_argument("name", help="the public model name clients send")
     _scope(p)
-    p.add_argument("--upstream", required=True)
-    p.add_argument("--upstream-model", required=True, metavar="ID")
-    p.add_argument("--input-price", type=float, default=0.0, metavar="USD_PER_MTOK")
-    p.add_argument("--output-price", type=float, default=0.0, metavar="USD_PER_MTOK")
-    p.add_argument("--cache-read-price", type=float, default=0.0, metavar="USD_PER_MTOK")
-    p.add_argument("--cache-write-price", type=float, default=0.0, metavar="USD_PER_MTOK")
-    p.add_argument("--max-output-tokens", type=int)
-    p.add_argument("--context-window", type=int)
-    p.add_argument("--fallback", action="append", default=[], metavar="MODEL")
-    p.add_argument("--profile", help="capability profile overrides as a JSON object")
-    p.set_defaults(handler=_lazy("models_add"))
+    _model_options(p, update=False)
+    p.set_defaults(handler=_lazy("models", "add"))
+    p = models.add_parser("update", help="change a model; options not given keep their value")
+    p.add_argument("name")
+    _scope(p)
+    p.add_argument("--rename", metavar="NAME", help="a new public name")
+    _model_options(p, update=True)
+    p.add_argument("--enabled", action=argparse.BooleanOptionalAction, help="offer the model to clients, or not")
+    p.set_defaults(handler=_lazy("models", "update"))
+    p = models.add_parser("delete", help="delete a model")
+    p.add_argument("name")
+    _scope(p)
+    p.set_defaults(handler=_lazy("models", "delete"))
     p = models.add_parser("show", help="show a model, its upstream and its effective capability profile")
     p.add_argument("name")
     _scope(p)
-    p.set_defaults(handler=_lazy("models_show"))
+    p.set_defaults(handler=_lazy("models", "show"))
     p = models.add_parser("test", help="probe the model's upstream (completion, streaming, tools, images, reasoning)")
     p.add_argument("name")
     _scope(p)
     p.add_argument("--no-save", action="store_true", help="only report; keep the stored capability profile")
-    p.set_defaults(handler=_lazy("models_test"))
+    p.set_defaults(handler=_lazy("models", "test"))
     p = models.add_parser("list", help="list models")
     _scope(p)
-    p.set_defaults(handler=_lazy("models_list"))
+    _json(p)
+    p.set_defaults(handler=_lazy("models", "list_"))
 
+
+def _catalog(sub: Sub) -> None:
     catalog = sub.add_parser("catalog", help="the built-in model catalog").add_subparsers(metavar="ACTION")
     p = catalog.add_parser("list", help="providers and models of the built-in catalog, and which are on")
     p.add_argument("--provider", help="only this provider")
-    p.set_defaults(handler=_lazy("catalog_list"))
+    p.add_argument("--json", action="store_true", help="the document of GET /api/v1/catalog")
+    p.set_defaults(handler=_lazy("catalog", "catalog_list"))
     p = catalog.add_parser("price", help="override a catalog model's prices (USD per million tokens)")
     p.add_argument("model")
     p.add_argument("--input-price", type=float, metavar="USD_PER_MTOK")
     p.add_argument("--output-price", type=float, metavar="USD_PER_MTOK")
     p.add_argument("--cache-read-price", type=float, metavar="USD_PER_MTOK")
     p.add_argument("--cache-write-price", type=float, metavar="USD_PER_MTOK")
-    p.set_defaults(handler=_lazy("catalog_price"))
+    p.set_defaults(handler=_lazy("catalog", "catalog_price"))
 
+
+def _providers(sub: Sub) -> None:
     providers = sub.add_parser("providers", help="turn built-in providers on and off").add_subparsers(metavar="ACTION")
     p = providers.add_parser("enable", help="turn a catalog provider on (its models become visible)")
     p.add_argument("name")
     _secret_source(p)
     p.add_argument("--base-url", help="another endpoint for this provider (e.g. a regional one)")
-    p.set_defaults(handler=_lazy("providers_enable"))
+    p.set_defaults(handler=_lazy("catalog", "providers_enable"))
     p = providers.add_parser("disable", help="turn a catalog provider off")
     p.add_argument("name")
-    p.set_defaults(handler=_lazy("providers_disable"))
+    p.set_defaults(handler=_lazy("catalog", "providers_disable"))
     p = providers.add_parser("list", help="every catalog provider, on or off, and where its key comes from")
-    p.set_defaults(handler=_lazy("providers_list"))
+    _json(p)
+    p.set_defaults(handler=_lazy("catalog", "providers_list"))
 
+
+def _keys(sub: Sub) -> None:
     keys = sub.add_parser("keys", help="manage sk- keys").add_subparsers(metavar="ACTION")
     p = keys.add_parser("create", help="create a key; its secret is the last line of output, shown once")
     p.add_argument("--tenant", required=True)
@@ -153,18 +272,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="route the models Claude Code asks for, by family, to these models",
     )
     _limit_options(p)
-    p.set_defaults(handler=_lazy("keys_create"))
-    p = keys.add_parser("update", help="change a key's limits and budget (0 removes a limit)")
+    p.set_defaults(handler=_lazy("keys", "create"))
+    p = keys.add_parser(
+        "update",
+        help="change a key: options not given keep their value; an empty value clears "
+        "(--models '' allows every model, --alias '' removes the aliases, --expires never, 0 removes a limit)",
+    )
     p.add_argument("key", metavar="KEY_ID_OR_PREFIX")
+    p.add_argument("--name", help="a new name ('' for none)")
+    p.add_argument("--models", metavar="GLOB,…", help="allowed models (globs), comma-separated; '' allows every model")
+    p.add_argument(
+        "--alias", action="append", default=[], metavar="PATTERN=MODEL", help="replaces the aliases; '' removes them"
+    )
+    p.add_argument("--expires", metavar="ISO8601", help="a new expiry; 'never' removes it")
+    p.add_argument("--claude-code-profile", metavar="opus=M,sonnet=M,haiku=M", help="replaces it; '' removes it")
+    p.add_argument("--allow-custom-models", action=argparse.BooleanOptionalAction)
     _limit_options(p)
-    p.set_defaults(handler=_lazy("keys_update"))
+    p.set_defaults(handler=_lazy("keys", "update"))
     p = keys.add_parser("list", help="list a tenant's keys")
     p.add_argument("--tenant", required=True)
-    p.set_defaults(handler=_lazy("keys_list"))
+    _json(p)
+    p.set_defaults(handler=_lazy("keys", "list_"))
     p = keys.add_parser("revoke", help="revoke a key (within seconds on every worker)")
     p.add_argument("key", metavar="KEY_ID_OR_PREFIX")
-    p.set_defaults(handler=_lazy("keys_revoke"))
+    p.set_defaults(handler=_lazy("keys", "revoke"))
 
+
+def _tokens(sub: Sub) -> None:
     tokens = sub.add_parser("tokens", help="manage rlm- tokens of the JSON management API").add_subparsers(
         metavar="ACTION"
     )
@@ -177,14 +311,17 @@ def build_parser() -> argparse.ArgumentParser:
         default="admin",
         help="member reads; admin also manages upstreams, models and keys; owner also users (default admin)",
     )
-    p.set_defaults(handler=_lazy("tokens_create"))
+    p.set_defaults(handler=_lazy("tokens", "create"))
     p = tokens.add_parser("list", help="list management tokens")
     _scope(p)
-    p.set_defaults(handler=_lazy("tokens_list"))
+    _json(p)
+    p.set_defaults(handler=_lazy("tokens", "list_"))
     p = tokens.add_parser("revoke", help="revoke a management token (at once)")
     p.add_argument("token", metavar="ID_OR_PREFIX")
-    p.set_defaults(handler=_lazy("tokens_revoke"))
+    p.set_defaults(handler=_lazy("tokens", "revoke"))
 
+
+def _usage(sub: Sub) -> None:
     p = sub.add_parser("usage", help="a tenant's usage: requests, tokens of each kind and cost")
     p.add_argument("--tenant", required=True)
     p.add_argument("--key", metavar="KEY_ID_OR_PREFIX", help="only this key")
@@ -193,5 +330,4 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--until", metavar="ISO", help="date or date-time, exclusive (default: now)")
     p.add_argument("--by", choices=["day", "model", "key"], default="day", help="rows by (default day)")
     p.add_argument("--json", action="store_true", help="one JSON document (totals with the ledger's field names)")
-    p.set_defaults(handler=_lazy("usage_report"))
-    return parser
+    p.set_defaults(handler=_lazy("usage", "report"))

@@ -19,6 +19,17 @@ FIRST_TENANT = "default"
 FIRST_ADMIN = "admin@localhost"
 STARTUP_FAILURE = 3
 """uvicorn's exit status when the app failed to start."""
+WORKER_HEALTHCHECK_TIMEOUT_S = 30
+"""How long the multi-worker supervisor waits for a worker's health-check answer before killing it.
+
+uvicorn's default is 5 s, and its first ping comes half a second after a worker is spawned. A spawned
+worker answers only once it has unpickled its target, which imports uvicorn and our protocol class, and
+then it imports the whole app (about 2 s of CPU here, measured with ``bench/cli.py``). On a host busy
+with other work (a CI run, a deploy starting every replica at once) that takes longer than 5 s, so the
+supervisor killed workers that were still importing and started new ones that met the same fate: a crash
+loop. 30 s covers a loaded two-core host; the price is that a truly hung worker is replaced after 30 s
+instead of 5 s (a worker that dies is still replaced at once).
+"""
 
 
 async def _bootstrap(settings: Settings) -> str | None:
@@ -73,6 +84,7 @@ def serve(settings: Settings, *, host: str | None, port: int | None, workers: in
         loop="uvloop",
         http=GuardedHttpToolsProtocol,
         timeout_graceful_shutdown=int(settings.shutdown_grace_s),
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_TIMEOUT_S,
         limit_concurrency=settings.max_connections or None,
         **proxy_options(settings),
     )

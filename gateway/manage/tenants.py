@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.auth import hash_password
-from gateway.db.tables import AuditLog, Tenant, User
+from gateway.db.tables import (
+    AdminSession,
+    ApiKey,
+    AuditLog,
+    ConversationTurn,
+    ManagementToken,
+    ModelRow,
+    Tenant,
+    UpstreamRow,
+    User,
+)
 from gateway.errors import Conflict, InvalidRequest, NotFound
 from gateway.manage.names import clean_name
 
@@ -117,3 +129,66 @@ async def set_role(db: AsyncSession, user: User, role: str, *, actor: str) -> No
     if user.role != role:
         await audit(db, user.tenant_id, actor, "user.role", user.email, {"from": user.role, "to": role})
         user.role = role
+
+
+async def all_users(session: AsyncSession) -> list[tuple[User, Tenant]]:
+    """Every account with its tenant (the operator's view: ``relay users list`` without ``--tenant``)."""
+    rows = await session.execute(
+        sa.select(User, Tenant).join(Tenant, User.tenant_id == Tenant.id).order_by(Tenant.name, User.email)
+    )
+    return [(u, t) for u, t in rows.all()]
+
+
+async def user_by_id(session: AsyncSession, user_id: str, *, tenant_id: str) -> User:
+    """An account of this tenant; another tenant's is "not found", like a missing one."""
+    user = await session.scalar(sa.select(User).where(User.id == user_id, User.tenant_id == tenant_id))
+    if user is None:
+        raise NotFound(f"user {user_id!r} not found")
+    return user
+
+
+async def delete_tenant(session: AsyncSession, tenant: Tenant, *, force: bool = False, actor: str = "cli") -> None:
+    """Delete a tenant and what it owns; refused while it has live keys unless ``force``.
+
+    Goes: users (and their admin sessions), ``sk-`` keys, management tokens, upstreams and models, and the
+    conversations Relay holds for it (transcripts of its clients; nobody could reach them any more).
+    Kept: the usage ledger and daily rollup (billing history) and the audit log, including this deletion;
+    they name the tenant by id. Refused even with ``force`` when the tenant holds the platform's last
+    platform admin, who would leave nobody able to administer the platform.
+    """
+    now = datetime.now(UTC)
+    live = await session.scalar(
+        sa.select(sa.func.count())
+        .select_from(ApiKey)
+        .where(
+            ApiKey.tenant_id == tenant.id,
+            ApiKey.revoked_at.is_(None),
+            sa.or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > now),
+        )
+    )
+    if live and not force:
+        raise Conflict(f"tenant {tenant.name!r} has {live} live key(s): revoke them first, or force the deletion")
+    admins_elsewhere = await session.scalar(
+        sa.select(sa.func.count()).select_from(User).where(User.is_platform_admin, User.tenant_id != tenant.id)
+    )
+    has_admin = await session.scalar(
+        sa.select(User.id).where(User.is_platform_admin, User.tenant_id == tenant.id).limit(1)
+    )
+    if has_admin and not admins_elsewhere:
+        raise InvalidRequest(
+            f"tenant {tenant.name!r} holds the last platform admin: make a user of another tenant platform admin first"
+        )
+    # Children first, explicitly: the same on Postgres and on SQLite, whatever its foreign_keys pragma.
+    users = sa.select(User.id).where(User.tenant_id == tenant.id).scalar_subquery()
+    for statement in (
+        sa.delete(AdminSession).where(AdminSession.user_id.in_(users)),
+        sa.delete(ApiKey).where(ApiKey.tenant_id == tenant.id),
+        sa.delete(ManagementToken).where(ManagementToken.tenant_id == tenant.id),
+        sa.delete(ModelRow).where(ModelRow.tenant_id == tenant.id),
+        sa.delete(UpstreamRow).where(UpstreamRow.tenant_id == tenant.id),
+        sa.delete(ConversationTurn).where(ConversationTurn.tenant_id == tenant.id),
+        sa.delete(User).where(User.tenant_id == tenant.id),
+        sa.delete(Tenant).where(Tenant.id == tenant.id),
+    ):
+        await session.execute(statement.execution_options(synchronize_session=False))
+    await audit(session, tenant.id, actor, "tenant.delete", tenant.name, {"live_keys": live or 0, "forced": force})

@@ -281,14 +281,28 @@ async def update_upstream(
     return row
 
 
-async def delete_upstream(session: AsyncSession, row: UpstreamRow, *, actor: str = "cli") -> None:
-    """Refused while models use the upstream: deleting them silently would surprise their users."""
+async def delete_upstream(session: AsyncSession, row: UpstreamRow, *, force: bool = False, actor: str = "cli") -> None:
+    """Refused while models use the upstream, naming them: deleting them silently would surprise their users.
+    With ``force`` those models go too (each audited); other models' fallbacks naming them are left as they are."""
     models = await _models_of(session, row)
-    if models:
+    if models and not force:
         names = ", ".join(sorted(m.name for m in models))
-        raise Conflict(f"upstream {row.name!r} is used by models {names}; delete or move them first")
+        raise Conflict(f"upstream {row.name!r} is used by models {names}; delete or move them first (or force)")
+    for model in models:
+        await delete_model(session, model, actor=actor)
+    await session.flush()
     await session.delete(row)
-    await audit(session, row.tenant_id, actor, "upstream.delete", row.name)
+    await audit(session, row.tenant_id, actor, "upstream.delete", row.name, {"models_deleted": len(models)})
+
+
+async def all_upstreams(session: AsyncSession) -> list[tuple[UpstreamRow, Tenant | None]]:
+    """Every upstream with its owner (``None``: the platform's), the platform's first."""
+    rows = await session.execute(
+        sa.select(UpstreamRow, Tenant)
+        .outerjoin(Tenant, UpstreamRow.tenant_id == Tenant.id)
+        .order_by(Tenant.name.is_not(None), Tenant.name, UpstreamRow.name)
+    )
+    return [(u, t) for u, t in rows.all()]
 
 
 async def update_model(

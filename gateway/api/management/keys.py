@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Annotated
 
 import msgspec
 from litestar import Controller, get, patch, post
@@ -13,8 +13,8 @@ from msgspec import UNSET, Meta, UnsetType
 
 from gateway.api.management.access import CurrentActor, Db, OwnTenant, Svc, after_commit, provide_tenant
 from gateway.api.management.fields import Body, ModelName, changes_of
-from gateway.db.tables import ApiKey
 from gateway.manage import keys
+from gateway.manage.documents import Key, key_fields, key_out
 
 Expiry = Annotated[datetime, Meta(tz=True)]
 Glob = Annotated[str, Meta(min_length=1, max_length=200)]
@@ -49,49 +49,9 @@ class KeyUpdate(Body):
     expires_at: Expiry | UnsetType | None = UNSET
 
 
-class Key(msgspec.Struct, kw_only=True):
-    id: str
-    name: str
-    prefix: str
-    """The key's first characters, to recognise it; the key itself is shown once, at creation."""
-    state: str
-    """active, revoked or expired."""
-    allow_custom_models: bool
-    allowed_models: list[str]
-    aliases: list[Alias]
-    claude_code_profile: dict[str, str]
-    expires_at: datetime | None
-    revoked_at: datetime | None
-    last_used_at: datetime | None
-    created_at: datetime
-
-
 class KeyCreated(Key, kw_only=True):
     secret: str
     """The ``sk-`` key. Shown in this response only: store it now."""
-
-
-def _fields(row: ApiKey) -> dict[str, Any]:
-    now = datetime.now(UTC)
-    state = "revoked" if row.revoked_at else "expired" if row.expires_at and row.expires_at <= now else "active"
-    return {
-        "id": row.id,
-        "name": row.name,
-        "prefix": row.prefix,
-        "state": state,
-        "allow_custom_models": row.allow_custom_models,
-        "allowed_models": list(row.allowed_models or []),
-        "aliases": [Alias(pattern=p, model=m) for p, m in row.aliases or []],
-        "claude_code_profile": dict(row.claude_code_profile or {}),
-        "expires_at": row.expires_at,
-        "revoked_at": row.revoked_at,
-        "last_used_at": row.last_used_at,
-        "created_at": row.created_at,
-    }
-
-
-def key_out(row: ApiKey) -> Key:
-    return Key(**_fields(row))
 
 
 class KeyController(Controller):
@@ -119,7 +79,7 @@ class KeyController(Controller):
             claude_code_profile=dict(data.claude_code_profile),
             actor=actor.label,
         )
-        return KeyCreated(**_fields(new.row), secret=new.secret)
+        return KeyCreated(**key_fields(new.row), secret=new.secret)
 
     @get("/{key_id:str}")
     async def get_key(self, key_id: FromPath[str], db: Db, tenant: OwnTenant) -> Key:

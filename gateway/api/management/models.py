@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
-import msgspec
 from litestar import Controller, delete, get, patch, post
 from litestar.di import Provide
 from litestar.params import FromPath, JSONBody
@@ -25,6 +23,7 @@ from gateway.api.management.fields import Body, ModelName, PositiveInt, Price, c
 from gateway.db.tables import ModelRow, UpstreamRow
 from gateway.errors import NotFound
 from gateway.manage import upstreams
+from gateway.manage.documents import Model, model_fields, model_out
 
 
 class ModelCreate(Body):
@@ -60,54 +59,14 @@ class ModelUpdate(Body):
     enabled: bool | UnsetType = UNSET
 
 
-class Model(msgspec.Struct, kw_only=True):
-    id: str
-    name: str
-    upstream_id: str
-    upstream_name: str
-    dialect: str
-    upstream_model: str
-    input_price: float
-    output_price: float
-    cache_read_price: float
-    cache_write_price: float
-    context_window: int | None
-    max_output_tokens: int | None
-    profile: dict[str, Any]
-    fallbacks: list[str]
-    enabled: bool
-    created_at: datetime
-
-
 class ModelDetail(Model, kw_only=True):
     effective_profile: dict[str, Any]
     """What the converter uses: dialect defaults, then the upstream's keys, then the model's."""
 
 
-def _fields(model: ModelRow, up: UpstreamRow) -> dict[str, Any]:
-    return {
-        "id": model.id,
-        "name": model.name,
-        "upstream_id": up.id,
-        "upstream_name": up.name,
-        "dialect": up.dialect,
-        "upstream_model": model.upstream_model,
-        "input_price": model.input_price,
-        "output_price": model.output_price,
-        "cache_read_price": model.cache_read_price,
-        "cache_write_price": model.cache_write_price,
-        "context_window": model.context_window,
-        "max_output_tokens": model.max_output_tokens,
-        "profile": dict(model.profile or {}),
-        "fallbacks": list(model.fallbacks or []),
-        "enabled": model.enabled,
-        "created_at": model.created_at,
-    }
-
-
 def model_detail(model: ModelRow, up: UpstreamRow) -> ModelDetail:
     profile = upstreams.effective_profile(up, model.profile, model.max_output_tokens).to_dict()
-    return ModelDetail(**_fields(model, up), effective_profile=profile)
+    return ModelDetail(**model_fields(model, up), effective_profile=profile)
 
 
 class ModelController(Controller):
@@ -117,7 +76,7 @@ class ModelController(Controller):
 
     @get("/")
     async def list_models(self, db: Db, owner: Owner) -> list[Model]:
-        return [Model(**_fields(m, u)) for m, u in await upstreams.list_models(db, tenant=owner)]
+        return [model_out(m, u) for m, u in await upstreams.list_models(db, tenant=owner)]
 
     @post("/")
     async def create_model(

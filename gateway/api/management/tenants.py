@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 import msgspec
@@ -13,25 +12,15 @@ from msgspec import Meta
 
 from gateway.api.management.access import CurrentActor, Db, OwnTenant, provide_tenant
 from gateway.api.management.fields import Body, Name
-from gateway.db.tables import Tenant, User
 from gateway.errors import PermissionDenied
 from gateway.manage import tenants
+from gateway.manage.documents import TenantOut, UserOut, tenant_out, user_out
 
 Role = Literal["owner", "admin", "member"]
 
 
 class TenantCreate(Body):
     name: Name
-
-
-class TenantOut(msgspec.Struct, kw_only=True):
-    id: str
-    name: str
-    created_at: datetime
-
-
-def tenant_out(row: Tenant) -> TenantOut:
-    return TenantOut(id=row.id, name=row.name, created_at=row.created_at)
 
 
 class TenantController(Controller):
@@ -58,20 +47,6 @@ class UserCreate(Body):
     role: Role = "member"
     platform_admin: bool = False
     """Only a platform token may create a platform admin."""
-
-
-class UserOut(msgspec.Struct, kw_only=True):
-    id: str
-    email: str
-    role: str
-    is_platform_admin: bool
-    created_at: datetime
-
-
-def user_out(row: User) -> UserOut:
-    return UserOut(
-        id=row.id, email=row.email, role=row.role, is_platform_admin=row.is_platform_admin, created_at=row.created_at
-    )
 
 
 class UserController(Controller):

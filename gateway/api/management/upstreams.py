@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Literal
 
-import msgspec
 from litestar import Controller, delete, get, patch, post
 from litestar.di import Provide
 from litestar.params import FromPath, JSONBody
@@ -22,9 +20,8 @@ from gateway.api.management.access import (
     provide_tenant_owner,
 )
 from gateway.api.management.fields import Body, HeaderName, HeaderValue, Name, Secret, Timeout, changes_of
-from gateway.db.tables import UpstreamRow
 from gateway.manage import upstreams
-from gateway.security import SecretBox, mask_secret, upstream_secret_context
+from gateway.manage.documents import Upstream, upstream_out
 from gateway.ssrf import Allowlist
 
 Dialect = Literal["openai", "anthropic"]
@@ -51,44 +48,6 @@ class UpstreamUpdate(Body):
     extra_headers: dict[HeaderName, HeaderValue] | UnsetType = UNSET
     timeout_s: Timeout | UnsetType | None = UNSET
     profile: dict[str, Any] | UnsetType = UNSET
-
-
-class Upstream(msgspec.Struct, kw_only=True):
-    id: str
-    name: str
-    dialect: str
-    base_url: str
-    has_api_key: bool
-    api_key_hint: str | None
-    """The key's last four characters at most; the key itself is never returned."""
-    extra_headers: dict[str, str]
-    """Header names with masked values (they may carry credentials too)."""
-    timeout_s: float | None
-    profile: dict[str, Any]
-    platform: bool
-    created_at: datetime
-
-
-def upstream_out(row: UpstreamRow, box: SecretBox) -> Upstream:
-    hint = None
-    if row.api_key_encrypted:
-        try:
-            hint = mask_secret(box.decrypt(row.api_key_encrypted, context=upstream_secret_context(row.id)))
-        except Exception:  # sealed under another secret key (InvalidTag): say it exists, nothing more
-            hint = "…"
-    return Upstream(
-        id=row.id,
-        name=row.name,
-        dialect=row.dialect,
-        base_url=row.base_url,
-        has_api_key=bool(row.api_key_encrypted),
-        api_key_hint=hint,
-        extra_headers={k: mask_secret(v) for k, v in (row.extra_headers or {}).items()},
-        timeout_s=row.timeout_s,
-        profile=dict(row.profile or {}),
-        platform=row.tenant_id is None,
-        created_at=row.created_at,
-    )
 
 
 class UpstreamController(Controller):
