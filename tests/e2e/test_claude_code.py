@@ -70,9 +70,10 @@ def run_claude(
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.parametrize("version", [CLAUDE_CODE_VERSION, CLAUDE_CODE_NEWEST])
 @pytest.mark.parametrize("upstream_dialect", ["openai", "anthropic"])
-def test_claude_code_writes_a_file_through_relay(stack, fake, tmp_path, upstream_dialect):
-    binary = claude_binary()
+def test_claude_code_writes_a_file_through_relay(stack, fake, tmp_path, upstream_dialect, version):
+    binary = claude_binary(version)
     seed = stack.seed
     tenant = seed.tenant()
     base = fake.url + ("/v1" if upstream_dialect == "openai" else "")
