@@ -1,0 +1,132 @@
+"""View as tenant: a platform admin opens a tenant's pages from Platform → Tenants; nobody else can."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+from test_admin_access import create_key
+from test_admin_auth import AdminClient, make_user, signed_in
+
+from admin_ui.sessions import hash_id
+from gateway.db.tables import AdminSession, ApiKey, AuditLog, User
+from gateway.manage import tenants
+from gateway.testing.fake_upstream import Reply
+
+BANNER = "Viewing tenant <strong>{}</strong> as platform admin"
+
+
+def _all(stack: Any, query: Any) -> list[Any]:
+    async def run(s: Any) -> list[Any]:
+        return list(await s.execute(query))
+
+    return stack.seed.run(run)
+
+
+def _acme(stack: Any, fake: Any) -> tuple[Any, str, str]:
+    """A tenant set up like the README walkthrough (upstream, model, key) with one request made: (tenant,
+    key id, owner email)."""
+    tenant = stack.seed.tenant()
+    up = stack.seed.upstream(tenant, base_url=fake.url + "/v1", dialect="openai")
+    stack.seed.model(tenant, up, "acme-chat", input_price=1.0, output_price=2.0)
+    key = stack.seed.key(tenant, name="laptop")
+    fake.enqueue(Reply(text="hello", usage=(12, 5)))
+    r = httpx.post(
+        stack.url + "/v1/chat/completions",
+        headers={"authorization": f"Bearer {key.secret}"},
+        json={"model": "acme-chat", "messages": [{"role": "user", "content": "hi"}]},
+        timeout=30,
+    )
+    assert r.status_code == 200, r.text
+    stack.seed.usage_rows(tenant, expect=1)
+    return tenant, key.row.id, make_user(stack, tenant)
+
+
+def _row(page: str, tenant_name: str) -> str:
+    found = re.search(r"<tr>(?:(?!</tr>).)*?" + re.escape(tenant_name) + r".*?</tr>", page, re.S)
+    assert found, tenant_name
+    return found.group(0)
+
+
+def test_a_platform_admin_views_a_tenant_and_acts_in_it_as_themselves(stack, fake):
+    acme, key_id, acme_owner = _acme(stack, fake)
+    admin = signed_in(stack, stack.seed.tenant(), platform_admin=True)
+    listing = admin.get("/platform/tenants").text
+    row = _row(listing, acme.name)
+    assert f'action="/admin/platform/tenants/{acme.id}/view"' in row
+    cells = re.findall(r'<td class="num">([^<]*)</td>', row)
+    assert cells[:3] == ["1", "1", "1"], cells  # members, live keys, requests this month
+    assert cells[3] == "$0.000022"  # 12 input and 5 output tokens at $1 and $2 per million, this month
+
+    r = admin.post(f"/platform/tenants/{acme.id}/view", csrf_from="/platform/tenants")
+    assert r.status_code == 303 and r.headers["location"] == "/admin/dashboard"
+    for path in ("/dashboard", "/keys", "/models", "/usage", "/members", f"/keys/{key_id}", "/account"):
+        page = admin.get(path)
+        assert page.status_code == 200 and BANNER.format(acme.name) in page.text, path
+    assert "laptop" in admin.get("/keys").text and "acme-chat" in admin.get("/usage").text
+    assert acme_owner in admin.get("/members").text
+
+    new_key_id, _ = create_key(admin, name="made while viewing")
+    made = _all(stack, sa.select(ApiKey.tenant_id).where(ApiKey.id == new_key_id))
+    assert made == [(acme.id,)]
+    audit = _all(
+        stack,
+        sa.select(AuditLog.action, AuditLog.actor).where(
+            AuditLog.tenant_id == acme.id, AuditLog.action.in_(["tenant.view", "key.create"])
+        ),
+    )
+    admin_email = admin.get("/account").text.split('title="Your account">')[1].split("<")[0]
+    assert ("tenant.view", f"user:{admin_email}") in audit and ("key.create", f"user:{admin_email}") in audit
+
+    r = admin.post("/view/end", csrf_from="/dashboard")
+    assert r.status_code == 303 and r.headers["location"] == "/admin/platform/tenants?notice=view-ended"
+    assert "Viewing tenant" not in admin.get("/dashboard").text and "laptop" not in admin.get("/keys").text
+
+
+def test_only_platform_admins_can_view_and_the_session_column_alone_grants_nothing(stack, fake):
+    acme, _, _ = _acme(stack, fake)
+    own = stack.seed.tenant()
+    owner = signed_in(stack, own)  # owner of another tenant, not a platform admin
+    token = owner.csrf("/dashboard")
+    r = owner.post(f"/platform/tenants/{acme.id}/view", {"csrf": token})
+    assert r.status_code == 403 and "Only platform admins" in r.text
+
+    # Even with the column forged onto the owner's session, their pages stay their own tenant's.
+    async def forge(s: Any) -> None:
+        forged = sa.update(AdminSession).where(AdminSession.id.in_(_ids(owner))).values(viewing_tenant_id=acme.id)
+        await s.execute(forged)
+
+    stack.seed.run(forge)
+    page = owner.get("/keys").text
+    assert "Viewing tenant" not in page and "laptop" not in page
+
+    # CSRF and origin still guard the view switch of a platform admin.
+    admin = signed_in(stack, own, platform_admin=True)
+    assert admin.post(f"/platform/tenants/{acme.id}/view", {}).status_code == 403
+    token = admin.csrf("/platform/tenants")
+    evil = {"origin": "https://evil.example", "sec-fetch-site": "cross-site"}
+    r = admin.http.post(admin.base + f"/platform/tenants/{acme.id}/view", data={"csrf": token}, headers=evil)
+    assert r.status_code == 403 and "Viewing tenant" not in admin.get("/dashboard").text
+
+    # A platform admin who loses the role while viewing is back in their own tenant at the next request.
+    assert admin.post(f"/platform/tenants/{acme.id}/view", csrf_from="/platform/tenants").status_code == 303
+    assert BANNER.format(acme.name) in admin.get("/keys").text
+    email = admin.get("/account").text.split('title="Your account">')[1].split("<")[0]
+
+    async def demote(s: Any) -> None:
+        user = await s.scalar(sa.select(User).where(User.email == email))
+        user.is_platform_admin = False
+        await tenants.audit(s, user.tenant_id, "test", "user.demote", email)
+
+    stack.seed.run(demote)
+    page = admin.get("/keys").text
+    assert "Viewing tenant" not in page and "laptop" not in page
+    assert admin.get("/platform/tenants").status_code == 403
+
+
+def _ids(client: AdminClient) -> list[str]:
+    raw = client.session_cookie
+    assert raw
+    return [hash_id(raw)]
