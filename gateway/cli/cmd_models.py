@@ -6,10 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from gateway.cli.common import box, json_object, owner, owner_label, print_json, session
-from gateway.db.tables import Tenant
 from gateway.errors import InvalidRequest
 from gateway.manage import documents, upstreams
 from gateway.settings import Settings
@@ -41,14 +38,12 @@ async def add(args: argparse.Namespace, settings: Settings) -> int:
 _PRICES = ("input_price", "output_price", "cache_read_price", "cache_write_price")
 
 
-async def _changes(db: AsyncSession, args: argparse.Namespace, tenant: Tenant | None) -> dict[str, Any]:
-    """The fields the flags change: ``0`` clears a context window or output cap, ``--fallback ''`` the
-    fallbacks, ``--profile '{}'`` the profile overrides."""
+def _changes(args: argparse.Namespace) -> dict[str, Any]:
+    """The fields the flags change (but the upstream, a name to look up): ``0`` clears a context window or
+    output cap, ``--fallback ''`` the fallbacks, ``--profile '{}'`` the profile overrides."""
     changes: dict[str, Any] = {f: getattr(args, f) for f in _PRICES if getattr(args, f) is not None}
     if args.rename is not None:
         changes["name"] = args.rename
-    if args.upstream is not None:
-        changes["upstream_id"] = (await upstreams.get_upstream(db, args.upstream, tenant=tenant)).id
     if args.upstream_model is not None:
         changes["upstream_model"] = args.upstream_model
     for field in ("context_window", "max_output_tokens"):
@@ -64,17 +59,17 @@ async def _changes(db: AsyncSession, args: argparse.Namespace, tenant: Tenant | 
 
 
 async def update(args: argparse.Namespace, settings: Settings) -> int:
+    changes = _changes(args)  # parsed before the database is touched: bad input changes nothing
+    if not changes and args.upstream is None:
+        raise InvalidRequest("nothing to change: give at least one option (see relay models update --help)")
     async with session(settings) as db:
         tenant = await owner(db, args)
         row, _ = await upstreams.get_model(db, args.name, tenant=tenant)
-        changes = await _changes(db, args, tenant)
-        if not changes:
-            raise InvalidRequest("nothing to change: give at least one option (see relay models update --help)")
+        if args.upstream is not None:
+            changes["upstream_id"] = (await upstreams.get_upstream(db, args.upstream, tenant=tenant)).id
         row, up = await upstreams.update_model(db, row, changes)
-    print(
-        f"model {row.name} of {owner_label(tenant)} -> {up.name}:{row.upstream_model} updated: "
-        + ", ".join(sorted(changes))
-    )
+    fields = ", ".join(sorted(changes))
+    print(f"model {row.name} of {owner_label(tenant)} -> {up.name}:{row.upstream_model} updated: {fields}")
     return 0
 
 

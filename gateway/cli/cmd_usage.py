@@ -16,16 +16,11 @@ async def report(args: argparse.Namespace, settings: Settings) -> int:
     from gateway.conversation_upkeep import held_conversations
     from gateway.manage import usage
 
+    since, until = usage.parse_time(args.since, "--since"), usage.parse_time(args.until, "--until")
     async with session(settings) as db:
         tenant = await tenants.get_tenant(db, args.tenant)
         key_id = (await keys.find_key(db, args.key, tenant_id=tenant.id)).id if args.key else None
-        query = usage.UsageQuery.of(
-            tenant.id,
-            usage.parse_time(args.since, "--since"),
-            usage.parse_time(args.until, "--until"),
-            key_id=key_id,
-            model=args.model,
-        )
+        query = usage.UsageQuery.of(tenant.id, since, until, key_id=key_id, model=args.model)
         report = await usage.summary(db, query, args.by)
         held, held_bytes = await held_conversations(db, tenant.id)
     if args.json:
