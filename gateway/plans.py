@@ -42,7 +42,7 @@ from gateway.convert import (
 from gateway.convert.a_accumulate import accumulate_message
 from gateway.convert.types import StreamTap
 from gateway.domain import Dialect, Route, Usage
-from gateway.errors import UpstreamError
+from gateway.errors import InvalidRequest, UpstreamError
 from gateway.passthrough import (
     AnthropicPassthrough,
     OpenAIPassthrough,
@@ -96,15 +96,17 @@ def make_plan(
     envelope_key: bytes = b"",
     *,
     keep: bool = False,
+    endpoint: str = "chat",
 ) -> Plan:
     """``envelope_key`` authenticates the reasoning a Responses client carries between turns; ``keep``
     records an Anthropic-door reply (a thread Relay holds) for ``Plan.kept``."""
-    if route.thinking:
-        body = enable_thinking(body, dialect=door, budget=THINKING_BUDGET)
-    endpoint = "messages" if route.dialect is Dialect.ANTHROPIC else "chat"
-    url = endpoint_url(route.upstream, endpoint)
     headers = upstream_headers(route.upstream, client_headers, beta_defaults)
     secret = route.upstream.api_key
+    if endpoint != "chat":
+        return _openai_endpoint(route, body, endpoint, headers, secret)
+    if route.thinking:
+        body = enable_thinking(body, dialect=door, budget=THINKING_BUDGET)
+    url = endpoint_url(route.upstream, "messages" if route.dialect is Dialect.ANTHROPIC else "chat")
     if door is Dialect.RESPONSES:
         if route.dialect is Dialect.OPENAI and route.profile.get("supports_responses") is True:
             return _responses_passthrough(route, body, endpoint_url(route.upstream, "responses"), headers, secret)
@@ -173,6 +175,19 @@ def _recorded(plan: Plan) -> Plan:
         return message
 
     return replace(plan, make_tap=tap, answer_json=answer, kept=kept)
+
+
+def _openai_endpoint(route: Route, body: dict[str, Any], endpoint: str, headers: dict[str, str], secret: str) -> Plan:
+    """``/v1/embeddings`` and legacy ``/v1/completions``: OpenAI-dialect upstreams only, the model renamed.
+
+    An embedding is metered as input tokens at the model's input price (its embedding price)."""
+    if route.dialect is not Dialect.OPENAI:
+        raise InvalidRequest(
+            f"model {route.public_name!r} is served by an Anthropic-dialect upstream, which has no /v1/{endpoint}; "
+            "use a model on an OpenAI-dialect upstream",
+            param="model",
+        )
+    return _passthrough(Dialect.OPENAI, route, body, endpoint_url(route.upstream, endpoint), headers, secret)
 
 
 def _passthrough(

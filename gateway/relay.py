@@ -69,6 +69,8 @@ class Call:
     """The public model the client asked for (a fallback's attempt routes elsewhere)."""
     client_request_id: str | None = None
     """The caller's own ``x-request-id``, for correlation only (never the ledger's key)."""
+    endpoint: str = "chat"
+    """``chat`` (the door's own API), or ``embeddings`` / ``completions`` through the OpenAI door."""
     keeper: Keeper | None = None
     """Keeps a server-held conversation's turn: ``complete`` with the final reply before its last byte
     is sent (so a client that continues at once finds it), else ``abandon`` when the call ends."""
@@ -224,6 +226,7 @@ class Relay:
             self._beta_defaults,
             self._envelope_key,
             keep=call.keeper is not None,
+            endpoint=call.endpoint,
         )
         call.notes = plan.notes
         upstream_id = call.route.upstream.id

@@ -171,8 +171,21 @@ def count_responses_request(body: dict[str, Any]) -> int:
     return math.ceil(total * MARGIN) if total else 1
 
 
+def count_inputs(value: Any) -> int:
+    """Tokens of an embeddings ``input`` or a completions ``prompt``: a string, strings, or token arrays."""
+    if isinstance(value, str):
+        return count_text(value)
+    if isinstance(value, list):
+        if all(isinstance(v, int) for v in value):
+            return len(value)
+        return sum(count_inputs(v) for v in value)
+    return 0
+
+
 def count_request(door: Dialect, body: dict[str, Any]) -> int:
     """Estimated input tokens of a request as it came through ``door``."""
+    if "messages" not in body and door is Dialect.OPENAI:  # /v1/embeddings, /v1/completions
+        return count_inputs(body.get("input", body.get("prompt")))
     if door is Dialect.ANTHROPIC:
         return count_anthropic_request(body)
     if door is Dialect.RESPONSES:

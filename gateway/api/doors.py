@@ -44,12 +44,16 @@ from gateway.services import Services
 from gateway.upstreams.headers import client_request_id
 
 log = logging.getLogger("relay")
-DOOR_PATHS = {
-    "/v1/messages": (Dialect.ANTHROPIC, False),
-    "/v1/chat/completions": (Dialect.OPENAI, False),
-    "/v1/messages/count_tokens": (Dialect.ANTHROPIC, True),
-    "/v1/responses": (Dialect.RESPONSES, False),
+DOOR_PATHS: dict[str, tuple[Dialect, bool, str]] = {
+    "/v1/messages": (Dialect.ANTHROPIC, False, "chat"),
+    "/v1/chat/completions": (Dialect.OPENAI, False, "chat"),
+    "/v1/messages/count_tokens": (Dialect.ANTHROPIC, True, "chat"),
+    "/v1/responses": (Dialect.RESPONSES, False, "chat"),
+    "/v1/embeddings": (Dialect.OPENAI, False, "embeddings"),
+    "/v1/completions": (Dialect.OPENAI, False, "completions"),
 }
+"""Path → (dialect, count_tokens, endpoint). ``embeddings`` and legacy ``completions`` pass through to
+OpenAI-dialect upstreams only (``gateway.plans``)."""
 
 _WITH_BODY = frozenset(("POST", "PUT", "PATCH"))
 
@@ -76,7 +80,7 @@ class DoorsApp:
             door = self._doors.get(path) or self._doors.get(path.rstrip("/"))
             if door is not None:
                 if scope["method"] == "POST":
-                    await self._serve(door[0], door[1], scope, receive, send)
+                    await self._serve(*door, scope, receive, send)
                 else:
                     await _method_not_allowed(send, door[0], scope["method"])
                 return
@@ -84,14 +88,18 @@ class DoorsApp:
             scope.setdefault("state", {})[DRAIN_STATE] = self.drain  # the server's protocol tells it of a drain
         await self.app(scope, receive, send)  # type: ignore[arg-type]
 
-    async def _serve(self, door: Dialect, count_tokens: bool, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _serve(
+        self, door: Dialect, count_tokens: bool, endpoint: str, scope: Scope, receive: Receive, send: Send
+    ) -> None:
         services: Services = self.app.state.services
         request_id = "req_" + os.urandom(16).hex()
         headers = request_headers(scope)
         client_id = client_request_id(headers)
         try:
             raw = await read_body(receive, headers, self._max_body)
-            call = await _call(services, door, request_id, headers, raw, client_id, count_tokens=count_tokens)
+            call = await _call(
+                services, door, request_id, headers, raw, client_id, count_tokens=count_tokens, endpoint=endpoint
+            )
             reply = await (services.relay.count_tokens(call) if count_tokens else _relay(services, call))
         except ClientGone:
             return
@@ -118,9 +126,10 @@ async def _call(
     client_id: str | None,
     *,
     count_tokens: bool,
+    endpoint: str = "chat",
 ) -> Call:
     principal = await services.auth.authenticate(extract_key(headers))
-    body = parse_body(raw, door, count_tokens=count_tokens)
+    body = parse_body(raw, door, count_tokens=count_tokens, endpoint=endpoint)
     route = await services.router.resolve(principal, body["model"])
     keep: Keeper | None = None
     if door is Dialect.RESPONSES:
@@ -137,6 +146,7 @@ async def _call(
         headers=headers,
         client_request_id=client_id,
         keeper=keep,
+        endpoint=endpoint,
     )
 
 

@@ -19,7 +19,8 @@ _decode = msgspec.json.Decoder().decode
 MAX_TOKENS_CEILING = 10_000_000
 
 
-def parse_body(raw: bytes, door: Dialect, *, count_tokens: bool = False) -> dict[str, Any]:
+def parse_body(raw: bytes, door: Dialect, *, count_tokens: bool = False, endpoint: str = "chat") -> dict[str, Any]:
+    """``endpoint``: ``chat`` (the door's own), or ``embeddings`` / ``completions`` (OpenAI door only)."""
     if not raw.strip():
         raise InvalidRequest("request body is empty; send a JSON object")
     try:
@@ -37,7 +38,9 @@ def parse_body(raw: bytes, door: Dialect, *, count_tokens: bool = False) -> dict
         raise InvalidRequest("model: field required", param="model")
     if not isinstance(model, str) or not model.strip():
         raise InvalidRequest("model: must be a non-empty string", param="model")
-    if door is Dialect.RESPONSES:
+    if endpoint != "chat":
+        _check_inputs(body, "input" if endpoint == "embeddings" else "prompt")
+    elif door is Dialect.RESPONSES:
         _check_responses(body)
     else:
         messages = body.get("messages")
@@ -78,6 +81,23 @@ def _check_responses(body: dict[str, Any]) -> None:
     for name, message in _UNSUPPORTED.items():
         if body.get(name):
             raise InvalidRequest(f"{name}: {message}", param=name)
+
+
+def _check_inputs(body: dict[str, Any], name: str) -> None:
+    """An embeddings ``input`` or a completions ``prompt``: a string, strings, token ids, or token arrays."""
+    value = body.get(name)
+    if value is None:
+        raise InvalidRequest(f"{name}: field required", param=name)
+    strings = isinstance(value, list) and bool(value) and all(isinstance(v, str) for v in value)
+    if isinstance(value, str) or strings or _token_ids(value):
+        return
+    if isinstance(value, list) and value and all(_token_ids(v) for v in value):
+        return
+    raise InvalidRequest(f"{name}: must be a string, an array of strings or an array of token ids", param=name)
+
+
+def _token_ids(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(type(t) is int for t in value)
 
 
 def _check_max_tokens(body: dict[str, Any], name: str, *, required: bool) -> None:

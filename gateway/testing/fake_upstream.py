@@ -28,6 +28,7 @@ from typing import Any, Literal
 import msgspec
 from aiohttp import web
 
+from gateway.testing import fake_legacy
 from gateway.testing.fake_replies import (
     Reply,
     ToolCall,
@@ -52,6 +53,8 @@ _BUILDERS: dict[str, tuple[Callable[[Reply, JSON], JSON], Callable[[Reply, JSON]
     "openai": (openai_completion, openai_stream),
     "anthropic": (anthropic_message, anthropic_stream),
     "responses": (responses_object, responses_stream),
+    "embeddings": (fake_legacy.embeddings, fake_legacy.no_stream),
+    "completions": (fake_legacy.text_completion, fake_legacy.text_completion_stream),
 }
 
 
@@ -265,6 +268,10 @@ class FakeUpstream:
             return "openai", "openai"
         if path.endswith("/responses"):
             return "responses", "openai"
+        if path.endswith("/embeddings"):
+            return "embeddings", "openai"
+        if path.endswith("/completions"):
+            return "completions", "openai"
         if request.method == "GET" and (path.endswith("/models") or "/models/" in path):
             return "models", header_dialect
         return "unknown", header_dialect

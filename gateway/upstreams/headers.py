@@ -66,11 +66,14 @@ def forwarded_response_headers(headers: Mapping[str, str], *, secret: str = "") 
 
 
 def endpoint_url(upstream: Upstream, endpoint: str) -> str:
-    """``messages`` / ``count_tokens`` on Anthropic upstreams, ``chat`` or ``responses`` on OpenAI ones.
+    """``messages`` / ``count_tokens`` on Anthropic upstreams; ``chat``, ``responses``, ``embeddings`` or
+    ``completions`` on OpenAI ones.
 
     An openai-dialect base URL includes its version path; an anthropic one does not.
     """
     base = upstream.base_url.rstrip("/")
     if upstream.dialect is Dialect.ANTHROPIC:
         return base + ("/v1/messages/count_tokens" if endpoint == "count_tokens" else "/v1/messages")
-    return base + ("/responses" if endpoint == "responses" else "/chat/completions")
+    if endpoint in ("responses", "embeddings", "completions"):
+        return f"{base}/{endpoint}"
+    return base + "/chat/completions"
