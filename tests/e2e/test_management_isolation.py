@@ -85,3 +85,28 @@ def test_platform_routes_hold_built_ins_only(stack, two):
     error(platform.get(f"/platform/models/{a.model['id']}"), 404)
     assert ok(platform.get(f"/upstreams/{a.upstream['id']}", params={"tenant_id": a.tenant.id}))["id"]
     platform.close()
+
+
+def test_another_tenants_users_and_tenant_are_out_of_reach(stack, two):
+    """The account endpoints (owners only) and deletes with force: another tenant's objects stay "not found"."""
+    a, b = two
+    a_owner = Api(stack, make_token(stack, a.tenant, "owner"))
+    b_owner = Api(stack, make_token(stack, b.tenant, "owner"))
+    body = {"email": "victim@example.com", "password": "correct horse battery"}
+    victim = ok(a_owner.post("/users", json=body), 201)
+    for r in (
+        b_owner.get(f"/users/{victim['id']}"),
+        b_owner.delete(f"/users/{victim['id']}"),
+        b_owner.post(f"/users/{victim['id']}/reset-password"),
+        b_owner.post(f"/users/{victim['id']}/reset-password", json={"password": "taken over by b!"}),
+        b_owner.get("/users", params={"tenant_id": a.tenant.id}),
+        b.api.delete(f"/upstreams/{a.upstream['id']}", params={"force": "true"}),
+    ):
+        assert error(r, 404)["code"] == "not_found"
+    assert "victim" not in b_owner.texts()
+    for r in (b_owner.delete(f"/tenants/{a.tenant.id}"), b_owner.delete(f"/tenants/{b.tenant.id}")):
+        error(r, 403)  # tenants are the platform's to delete, even one's own
+    assert ok(a_owner.get(f"/users/{victim['id']}"))["must_change_password"] is False  # untouched
+    assert ok(a.api.get(f"/models/{a.model['id']}"))["name"] == "shared"
+    a_owner.close()
+    b_owner.close()

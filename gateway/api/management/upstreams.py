@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from litestar import Controller, delete, get, patch, post
 from litestar.di import Provide
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody
 from msgspec import UNSET, UnsetType
 
 from gateway.api.management.access import (
@@ -109,10 +109,17 @@ class UpstreamController(Controller):
 
     @delete("/{upstream_id:str}")
     async def delete_upstream(
-        self, upstream_id: FromPath[str], db: Db, owner: Owner, actor: CurrentActor, services: Svc
+        self,
+        upstream_id: FromPath[str],
+        db: Db,
+        owner: Owner,
+        actor: CurrentActor,
+        services: Svc,
+        force: FromQuery[bool] = False,
     ) -> None:
+        """409 naming the models that use the upstream; ``?force=true`` deletes them with it."""
         row = await upstreams.upstream_by_id(db, upstream_id, tenant_id=owner_id(owner))
-        await upstreams.delete_upstream(db, row, actor=actor.label)
+        await upstreams.delete_upstream(db, row, force=force, actor=actor.label)
         after_commit(db, lambda: services.invalidation.invalidate("models"))
 
 
