@@ -1,4 +1,4 @@
-"""CPU of the ``relay`` command: ``--help``, a simple command, and the import a worker needs before it serves.
+"""CPU of the ``relay`` command: ``--help``, simple commands, and what a worker does before it serves.
 
     .venv/bin/python bench/cli.py [--runs 5]
 
@@ -40,10 +40,16 @@ def main() -> None:
             'python3 -c "import argparse, json"': [PY, "-c", "import argparse, json"],
             "relay --help": [*RELAY, "--help"],
             "relay tenants list": [*RELAY, "tenants", "list"],
+            "relay users list --json": [*RELAY, "users", "list", "--json"],
+            "relay upstreams list": [*RELAY, "upstreams", "list"],
             "worker import (gateway.app)": [PY, "-c", "import gateway.app"],
+            # What a worker does before it answers uvicorn's health check as started (cli/serve.py's timeout).
+            "worker app built (create_app())": [PY, "-c", "from gateway.app import create_app; create_app()"],
         }
         floor = 0.0
         print(f"{'command':34} {'CPU s (median)':>15} {'x floor':>8}")
+        # Each ``relay`` command loads only its noun's module (gateway/cli/cmd_*.py); the rest is SQLAlchemy,
+        # and on the embedded SQLite default, alembic checking the schema is current.
         for name, command in cases.items():
             cpu = statistics.median(cpu_of(command, env) for _ in range(args.runs))
             floor = floor or cpu
