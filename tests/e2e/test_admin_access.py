@@ -149,6 +149,9 @@ def test_upstream_key_is_write_only(stack, fake):
     model_id = add_model(owner, fake.url, "secretive")
     page = owner.get(f"/models/{model_id}").text
     assert UPSTREAM_KEY not in page and "••••WXYZ" in page
+    profile = page.split("Show the effective profile")[1].split("</table>")[0]
+    values = re.findall(r'<td class="mono">([^<]*)</td></tr>', profile)
+    assert values and "true" in values and not {"True", "False", "None"} & set(values)  # JSON, not Python
     # saving the form with an empty key field keeps the stored key
     form = {
         "name": "secretive",
