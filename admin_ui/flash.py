@@ -19,6 +19,7 @@ from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
+from cryptography.exceptions import InvalidTag
 from litestar import Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -53,7 +54,8 @@ async def put(db: AsyncSession, *, secret_key: str, session_id: str, payload: Pa
 
 async def take(db: AsyncSession, *, secret_key: str, session_id: str, flash_id: str) -> Payload | None:
     """The flash's payload, deleting it; None when it is unknown, another session's, expired or already read."""
-    mine = sa.and_(AdminFlash.id == flash_id[:32], AdminFlash.session_id == session_id)
+    flash_id = flash_id[:32]
+    mine = sa.and_(AdminFlash.id == flash_id, AdminFlash.session_id == session_id)
     row = await db.scalar(sa.select(AdminFlash).where(mine))
     if row is None:
         return None
@@ -61,7 +63,10 @@ async def take(db: AsyncSession, *, secret_key: str, session_id: str, flash_id: 
     deleted = await db.execute(sa.delete(AdminFlash).where(mine).execution_options(synchronize_session=False))
     if expired or getattr(deleted, "rowcount", 0) != 1:  # a parallel GET of the same flash got it first
         return None
-    payload: Payload = json.loads(_box(secret_key).decrypt(sealed, context=_context(flash_id, session_id)))
+    try:
+        payload: Payload = json.loads(_box(secret_key).decrypt(sealed, context=_context(flash_id, session_id)))
+    except (InvalidTag, ValueError):  # sealed under another secret key (rotated meanwhile): as good as gone
+        return None
     return payload
 
 
