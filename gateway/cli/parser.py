@@ -106,11 +106,11 @@ def _tenants(sub: Sub) -> None:
     p = tenants.add_parser("list", help="list tenants")
     _json(p)
     p.set_defaults(handler=_lazy("tenants", "list_"))
-    p = tenants.add_parser(
-        "delete",
-        help="delete a tenant with its users, keys, tokens, upstreams, models and held conversations "
-        "(usage history and audit log are kept)",
+    text = (
+        "delete a tenant with its users, keys, tokens, upstreams, models and held conversations "
+        "(its usage history and audit log are kept); refused while it has live keys unless --force"
     )
+    p = tenants.add_parser("delete", help=text, description=text)
     p.add_argument("name")
     p.add_argument("--force", action="store_true", help="even while the tenant has live (unrevoked, unexpired) keys")
     p.set_defaults(handler=_lazy("tenants", "delete"))
@@ -134,11 +134,11 @@ def _users(sub: Sub) -> None:
     p.add_argument("email")
     p.add_argument("--tenant", metavar="T", help=one_tenant)
     p.set_defaults(handler=_lazy("users", "delete"))
-    p = users.add_parser(
-        "reset-password",
-        help="print a one-time password (last line) to change at next sign-in, or set one with --password-stdin; "
-        "signs the user out everywhere",
+    text = (
+        "print a one-time password (the last line) that must be changed at the next sign-in, or set the one "
+        "read with --password-stdin; either way the user is signed out everywhere"
     )
+    p = users.add_parser("reset-password", help=text, description=text)
     p.add_argument("email")
     p.add_argument("--tenant", metavar="T", help=one_tenant)
     p.add_argument("--password-stdin", action="store_true", help="set the password read from standard input")
@@ -187,7 +187,8 @@ def _upstreams(sub: Sub) -> None:
     p.add_argument("--timeout", type=float, help="seconds to the first byte and between chunks (0: the default)")
     p.add_argument("--profile", help="capability profile as a JSON object; replaces it, '{}' removes it")
     p.set_defaults(handler=_lazy("upstreams", "update"))
-    p = upstreams.add_parser("delete", help="delete an upstream; refused while models use it, unless --force")
+    text = "delete an upstream; refused while models use it (they are named), unless --force deletes them too"
+    p = upstreams.add_parser("delete", help=text, description=text)
     p.add_argument("name")
     _scope(p)
     p.add_argument("--force", action="store_true", help="delete the models that use it too")
@@ -273,11 +274,11 @@ def _keys(sub: Sub) -> None:
     )
     _limit_options(p)
     p.set_defaults(handler=_lazy("keys", "create"))
-    p = keys.add_parser(
-        "update",
-        help="change a key: options not given keep their value; an empty value clears "
-        "(--models '' allows every model, --alias '' removes the aliases, --expires never, 0 removes a limit)",
+    text = (
+        "change a key: options not given keep their value; an empty value clears "
+        "(--models '' allows every model, --alias '' removes the aliases, --expires never, 0 removes a limit)"
     )
+    p = keys.add_parser("update", help=text, description=text)
     p.add_argument("key", metavar="KEY_ID_OR_PREFIX")
     p.add_argument("--name", help="a new name ('' for none)")
     p.add_argument("--models", metavar="GLOB,…", help="allowed models (globs), comma-separated; '' allows every model")
