@@ -32,6 +32,8 @@ class _Call:
     args: str = ""
     started: bool = False
     cumulative: bool = False
+    answer: bool = False
+    """The forced ``json_output`` call standing in for structured output: its arguments are the text answer."""
 
 
 class OChunkReader:
@@ -134,7 +136,7 @@ class OChunkReader:
         if fragment:
             call.args += fragment
             if call.started:
-                out.append(ToolArgs(call.key, fragment))
+                out.append(Text(fragment) if call.answer else ToolArgs(call.key, fragment))
             elif call.name:
                 out.extend(self._start(call))
         return out
@@ -153,6 +155,9 @@ class OChunkReader:
 
     def _start(self, call: _Call) -> list[Event]:
         call.started = True
+        if self.hints.json_tool is not None and call.name == self.hints.json_tool:
+            call.answer = True
+            return [Text(call.args)] if call.args else []
         events: list[Event] = [ToolStart(call.key, call.id, call.name or "unknown_tool")]
         return [*events, ToolArgs(call.key, call.args)] if call.args else events
 
@@ -171,7 +176,7 @@ class OChunkReader:
         if self.splitter is not None:
             out.extend(Reasoning(t) if k == "reasoning" else Text(t) for k, t in self.splitter.flush())
         out.extend(self._start_pending())
-        had_tools = any(c.started for c in self.calls)
+        had_tools = any(c.started and not c.answer for c in self.calls)
         stop, sequence = stop_reason_for(
             self.finish_reason,
             had_tool_use=had_tools,

@@ -9,6 +9,7 @@ import msgspec
 from gateway.convert.a2o_messages import render_messages, validate_messages
 from gateway.convert.ids import hash_user, shorten_tool_name, tool_name_map
 from gateway.convert.profile import CapabilityProfile
+from gateway.convert.requests_o2a import JSON_TOOL
 from gateway.convert.sanitize import sanitize_messages
 from gateway.convert.schema import object_schema, strictify, strip_keywords
 from gateway.convert.thinking import openai_reasoning
@@ -35,7 +36,8 @@ def anthropic_request_to_openai(body: dict[str, Any], *, upstream_model: str, pr
         messages.pop()
         notes.append("prefill_dropped")
     schema = _json_schema(req)
-    system = _system(req, schema if not profile.supports_structured_outputs else None)
+    json_tool = _json_output_tool(schema, tools, names, profile)
+    system = _system(req, schema if not profile.supports_structured_outputs and json_tool is None else None)
     out: dict[str, Any] = {"model": upstream_model, "messages": ([system] if system else []) + messages}
     _limits(out, req, profile, notes)
     effort = _effort(req)
@@ -48,7 +50,10 @@ def anthropic_request_to_openai(body: dict[str, Any], *, upstream_model: str, pr
     if reasoning_on and req.thinking is not None and req.thinking.display not in (None, "omitted"):
         notes.append("thinking_display_dropped")  # "omitted" is honoured; an upstream's reasoning is never summarised
     _sampling(out, req, profile, reasoning_on, notes)
-    if tools:
+    if json_tool is not None:
+        out["tools"] = tools
+        out["tool_choice"] = {"type": "function", "function": {"name": json_tool}}
+    elif tools:
         out["tools"] = tools
         _tool_choice(out, req.tool_choice, names, profile, notes)
     elif req.tool_choice is not None:
@@ -65,6 +70,7 @@ def anthropic_request_to_openai(body: dict[str, Any], *, upstream_model: str, pr
         tool_names=tool_name_map(names),
         stop_sequences=tuple(req.stop_sequences or ()),
         omit_reasoning=req.thinking is not None and req.thinking.display == "omitted",
+        json_tool=json_tool,
         think_tags=profile.think_tags,
         cumulative_tool_args=profile.tool_args_may_be_cumulative,
         stream_all_tools_live=profile.stream_all_tools_live,
@@ -151,6 +157,23 @@ def _json_schema(req: MessagesRequest) -> dict[str, Any] | None:
         return None
     schema: dict[str, Any] = fmt["schema"]
     return schema
+
+
+def _json_output_tool(
+    schema: dict[str, Any] | None, tools: list[dict[str, Any]], names: list[str], profile: CapabilityProfile
+) -> str | None:
+    """Structured output for an upstream without ``response_format: json_schema``: a forced ``json_output``
+    function whose arguments are the answer (they come back as the text block), so the JSON has the schema's
+    shape instead of a prompt's hope. With the client's own tools a forced call would block them: then the
+    schema goes in the system prompt."""
+    if schema is None or profile.supports_structured_outputs or tools:
+        return None
+    params = strip_keywords(object_schema(schema), profile.json_schema_sanitizer)
+    description = "Return the final answer by calling this function with it as the arguments."
+    function = {"name": JSON_TOOL, "description": description, "parameters": params}
+    tools.append({"type": "function", "function": function})
+    names.append(JSON_TOOL)
+    return JSON_TOOL
 
 
 def _response_format(schema: dict[str, Any]) -> dict[str, Any]:

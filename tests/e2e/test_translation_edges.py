@@ -96,8 +96,9 @@ def test_openai_parse_helper_against_an_anthropic_upstream(world, stream):
 
 @STREAMS
 def test_anthropic_parse_helper_against_an_openai_upstream(world, stream):
-    """``output_config.format`` → a schema instruction in the system prompt (this profile has no structured outputs)."""
-    world.fake.enqueue(Reply(text='{"city": "Paris", "temp": 21}', chunks=3))
+    """``output_config.format`` → a forced ``json_output`` function (this profile has no structured outputs),
+    whose arguments come back as the text the parse helper reads."""
+    world.fake.enqueue(Reply(tool_calls=[ToolCall("json_output", {"city": "Paris", "temp": 21})], chunks=3))
     client = anthropic_client(world)
     kw: dict[str, Any] = {
         "model": "my-gpt",
@@ -112,11 +113,11 @@ def test_anthropic_parse_helper_against_an_openai_upstream(world, stream):
     else:
         final = client.messages.parse(**kw)
     assert final.parsed_output == Weather(city="Paris", temp=21)
-    system = sent(world)["messages"][0]
-    assert system["role"] == "system"
-    assert system["content"].startswith("You are terse.\n\n")
-    assert "JSON schema" in system["content"] and '"temp"' in system["content"]
-    assert "response_format" not in sent(world)
+    body = sent(world)
+    assert body["messages"][0] == {"role": "system", "content": "You are terse."}
+    assert body["tool_choice"] == {"type": "function", "function": {"name": "json_output"}}
+    assert set(body["tools"][0]["function"]["parameters"]["properties"]) == {"city", "temp"}
+    assert "response_format" not in body
 
 
 # ---------------------------------------------------------------- thinking across turns

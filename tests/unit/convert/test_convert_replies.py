@@ -241,3 +241,9 @@ def test_a2o_error_body_raises() -> None:
             created=1,
         )
     assert err.value.status_code == 529
+
+
+def test_the_forced_json_output_call_is_the_text_answer() -> None:
+    call = {"id": "c1", "type": "function", "function": {"name": "json_output", "arguments": '{"city": "Oslo"}'}}
+    msg = o2a({"content": None, "tool_calls": [call]}, "tool_calls", hints=ResponseHints(json_tool="json_output"))
+    assert msg["content"] == [{"type": "text", "text": '{"city": "Oslo"}'}] and msg["stop_reason"] == "end_turn"

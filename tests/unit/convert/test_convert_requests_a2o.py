@@ -471,11 +471,22 @@ def test_output_config_json_schema_to_response_format_when_supported() -> None:
     assert strict["properties"]["tags"]["required"] == ["a"]
 
 
-def test_output_config_json_schema_emulated_in_system_when_unsupported() -> None:
-    body = {"output_config": {"format": {"type": "json_schema", "schema": {"type": "object"}}}, "system": "S"}
+def test_output_config_json_schema_is_a_forced_tool_when_unsupported() -> None:
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+    body = {"output_config": {"format": {"type": "json_schema", "schema": schema}}, "system": "S"}
     out, _ = convert(body)
     assert "response_format" not in out
-    assert out["messages"][0]["content"].startswith("S\n\nRespond only with a JSON object")
+    assert out["messages"][0]["content"] == "S"
+    (tool,) = out["tools"]
+    assert tool["function"]["name"] == "json_output" and tool["function"]["parameters"]["required"] == ["city"]
+    assert out["tool_choice"] == {"type": "function", "function": {"name": "json_output"}}
+
+
+def test_output_config_json_schema_goes_in_the_system_prompt_beside_client_tools() -> None:
+    body = {"output_config": {"format": {"type": "json_schema", "schema": {"type": "object"}}}, "tools": [TOOL]}
+    out, _ = convert(body)
+    assert [t["function"]["name"] for t in out["tools"]] == ["Bash"] and "tool_choice" not in out
+    assert out["messages"][0]["content"].startswith("Respond only with a JSON object")
 
 
 def test_max_tokens_zero_noted() -> None:

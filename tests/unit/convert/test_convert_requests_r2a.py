@@ -844,9 +844,11 @@ def test_json_schema_for_openai_upstreams() -> None:
     fmt = to_openai(_fmt(), profile).body["response_format"]
     assert fmt["type"] == "json_schema" and fmt["json_schema"]["strict"] is True
     assert fmt["json_schema"]["schema"]["properties"] == SCHEMA["properties"]
-    plain = to_openai(_fmt()).body
-    assert "response_format" not in plain
-    assert plain["messages"][0]["role"] == "system" and '"answer"' in plain["messages"][0]["content"]
+    plain = to_openai(_fmt())
+    assert "response_format" not in plain.body  # no native mechanism: a forced json_output function
+    assert plain.body["tool_choice"] == {"type": "function", "function": {"name": JSON_TOOL}}
+    assert plain.body["tools"][0]["function"]["parameters"]["properties"] == SCHEMA["properties"]
+    assert plain.hints.json_tool == JSON_TOOL
 
 
 def test_json_schema_without_a_schema_is_refused() -> None:

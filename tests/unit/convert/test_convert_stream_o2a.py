@@ -653,3 +653,15 @@ def test_text_after_tool_phase_is_buffered_and_emitted_after_tools() -> None:
     blocks = _blocks(check_a_stream(run_o2a([*chunks, finish_chunk("tool_calls"), "[DONE]"])[0]))
     assert [b["type"] for b in blocks] == ["tool_use", "text"]
     assert blocks[0]["_json"] == "{}"
+
+
+def test_the_forced_json_output_call_streams_as_the_text_answer() -> None:
+    """Structured output through an upstream without ``response_format``: the forced ``json_output`` call's
+    arguments are the answer, streamed as text, and the message ends as a turn, not a tool use."""
+    pieces = ['{"ci', 'ty": "Os', 'lo"}']
+    chunks = [ROLE, tool_chunk({"index": 0, "id": "c1", "function": {"name": "json_output", "arguments": ""}})]
+    chunks += [tool_chunk({"index": 0, "function": {"arguments": p}}) for p in pieces]
+    out, _ = run_o2a([*chunks, finish_chunk("tool_calls"), "[DONE]"], hints=ResponseHints(json_tool="json_output"))
+    message = sdk_message(out)
+    assert [b.type for b in message.content] == ["text"]
+    assert message.content[0].text == '{"city": "Oslo"}' and message.stop_reason == "end_turn"
