@@ -68,33 +68,42 @@ async def login_form(request: Request[Any, Any, Any], next: FromQuery[str] = "")
     return _login_page(request, Form.empty(next=_next(request, next)))
 
 
+async def _admit(request: Request[Any, Any, Any], email: str, ip: str) -> tuple[int, list[User]] | None:
+    """The throttle (``admin_ui.throttle``): None when refused; else the provisional failure's id and the accounts
+    of ``email``, after the account's slow-down."""
+    services = services_of(request)
+    async with services.sessions.begin() as db:
+        seen = await throttle.failures(db, email=email, ip=ip)
+        if seen.refused():
+            return None  # refused unchecked, and not counted: the window still ends
+        attempt = await throttle.record_failure(db, email=email, ip=ip)  # provisional, seen by parallel guesses
+    async with services.sessions() as db:
+        if (await throttle.failures(db, email=email, ip=ip)).refused(slack=1):
+            return None
+        # One address may have an account in several tenants: the password says which one signs in.
+        accounts = list(await db.scalars(sa.select(User).where(User.email == email).order_by(User.created_at)))
+    if seen.delay_s:
+        await asyncio.sleep(seen.delay_s)  # many failures from everywhere: slower, for everyone, never locked
+    return attempt, accounts
+
+
 @post("/login", opt=PUBLIC)
 async def login(request: Request[Any, Any, Any]) -> Response[Any]:
     form = await Form.read(request)
     email = form.value("email").strip().lower()[:320]
     password = form.value("password")
     ip = client_ip(request)
-    services = services_of(request)
     refused = Form.empty(email=email, next=form.value("next"))
-    async with services.sessions.begin() as db:
-        seen = await throttle.failures(db, email=email, ip=ip)
-        if seen.refused():
-            refused.general = THROTTLED  # refused unchecked, and not counted: the window still ends
-            return _login_page(request, refused, status=429)
-        attempt = await throttle.record_failure(db, email=email, ip=ip)  # provisional, seen by parallel guesses
-    async with services.sessions() as db:
-        if (await throttle.failures(db, email=email, ip=ip)).refused(slack=1):
-            refused.general = THROTTLED
-            return _login_page(request, refused, status=429)
-        # One address may have an account in several tenants: the password says which one signs in.
-        accounts = list(await db.scalars(sa.select(User).where(User.email == email).order_by(User.created_at)))
-    if seen.delay_s:
-        await asyncio.sleep(seen.delay_s)  # many failures from everywhere: slower, for everyone, never locked
+    admitted = await _admit(request, email, ip)
+    if admitted is None:
+        refused.general = THROTTLED
+        return _login_page(request, refused, status=429)
+    attempt, accounts = admitted
     user = await _matching(accounts, password)
     if user is None:
         refused.general = BAD_LOGIN  # the same answer for an unknown email and a wrong password
         return _login_page(request, refused, status=401)
-    async with services.sessions.begin() as db:
+    async with services_of(request).sessions.begin() as db:
         await throttle.forget_attempt(db, attempt)
         user = await db.get(User, user.id)
         if user is None:
@@ -110,7 +119,7 @@ async def login(request: Request[Any, Any, Any]) -> Response[Any]:
     response: Response[Any] = redirect(request, "/dashboard")
     target = _next(request, form.value("next"))
     if must_change:
-        response = redirect(request, "/account/password")
+        response = redirect(request, "/account/password")  # a one-time password: choose one before anything else
     elif target:
         response = redirect(request, target[len(base_path(request)) :])
     set_session_cookie(request, response, raw)
