@@ -310,7 +310,7 @@ def _responses(route: Route, body: dict[str, Any], url: str, headers: dict[str, 
         first = OpenAIStreamToAnthropic(
             model=route.public_name,
             new_id=new_id,
-            input_tokens_hint=count_anthropic_request(neutral.body),
+            input_tokens_hint=lambda: count_anthropic_request(neutral.body),  # only if the upstream reports none
             hints=hints,
             encode=False,
         )

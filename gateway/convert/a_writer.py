@@ -42,15 +42,17 @@ class AnthropicWriter:
         *,
         model: str,
         new_id: Callable[[str], str],
-        input_tokens_hint: int,
+        input_tokens_hint: int | Callable[[], int],
         hints: ResponseHints,
         encode: bool = True,
     ):
+        """``input_tokens_hint``: the request's counted input tokens, or a function counting them when first
+        needed (then ``message_start`` says 0: a consumer that only reads the final usage never pays for it)."""
         self.model = model
         self.new_id = new_id
         self.hints = hints
         self.message_id = new_id("msg_")
-        self.input_hint = input_tokens_hint
+        self._hint = input_tokens_hint
         self.grammar = AnthropicGrammar()
         self.open_kind: str | None = None
         self.index = -1
@@ -73,10 +75,16 @@ class AnthropicWriter:
         self.grammar.check(name, payload)
         return SSEEvent(name, msgspec.json.encode(payload).decode() if self.encode else "", payload)
 
+    @property
+    def input_hint(self) -> int:
+        if callable(self._hint):
+            self._hint = self._hint()
+        return self._hint
+
     def start(self) -> list[SSEEvent]:
         if self.grammar.state != "init":
             return []
-        usage = usage_to_anthropic(Usage(input_tokens=self.input_hint))
+        usage = usage_to_anthropic(Usage(input_tokens=0 if callable(self._hint) else self._hint))
         message: dict[str, Any] = {
             "id": self.message_id,
             "type": "message",

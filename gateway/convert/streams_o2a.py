@@ -34,7 +34,7 @@ class OpenAIStreamToAnthropic:
         *,
         model: str,
         new_id: Callable[[str], str],
-        input_tokens_hint: int = 0,
+        input_tokens_hint: int | Callable[[], int] = 0,
         hints: ResponseHints | None = None,
         encode: bool = True,
     ) -> None:
