@@ -124,7 +124,7 @@ def test_tenants_list_and_delete(relay):
     assert relay.execute(sa.select(UsageDaily.requests).where(UsageDaily.tenant_id == doc["id"])) == [(1,)]
     actions = {a for (a,) in relay.execute(sa.select(AuditLog.action).where(AuditLog.tenant_id == doc["id"]))}
     assert {"tenant.create", "key.create", "tenant.delete"} <= actions
-    assert relay.json("users", "list") == [u for u in relay.json("users", "list") if u["tenant_id"] != doc["id"]]
+    assert all(u["tenant_id"] != doc["id"] for u in relay.json("users", "list"))
 
 
 def test_a_tenant_without_live_keys_deletes_without_force(relay):
@@ -253,7 +253,7 @@ def test_every_list_has_json(relay):
     assert {"name", "enabled", "key_source", "base_url"} <= set(providers[0])
     catalog = relay.json("catalog", "list", "--provider", "deepseek")
     assert [p["name"] for p in catalog["providers"]] == ["deepseek"] and catalog["providers"][0]["models"]
-    assert relay.json("models", "list", "--platform") == relay.json("models", "list", "--platform")
+    assert isinstance(relay.json("models", "list", "--platform"), list)
     assert relay.json("upstreams", "list", "--tenant", tenant) == []
     assert isinstance(relay.json("users", "list"), list)
 
