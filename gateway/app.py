@@ -15,6 +15,7 @@ from litestar.logging.config import LoggingConfig
 
 from admin_ui import admin_router, session_actor
 from admin_ui.web import error_page
+from gateway.api.batches import BATCH_HANDLERS
 from gateway.api.doors import DoorsApp
 from gateway.api.errors import gateway_error_handler
 from gateway.api.health import HEALTH_HANDLERS
@@ -75,7 +76,14 @@ def create_app(settings: Settings | None = None, *, auto_migrate: bool | None = 
 
     routes = Router(
         path=settings.root_path or "/",
-        route_handlers=[*MODEL_HANDLERS, *RESPONSES_HANDLERS, *HEALTH_HANDLERS, MANAGEMENT_API, admin_router()],
+        route_handlers=[
+            *MODEL_HANDLERS,
+            *RESPONSES_HANDLERS,
+            *BATCH_HANDLERS,
+            *HEALTH_HANDLERS,
+            MANAGEMENT_API,
+            admin_router(),
+        ],
         include_in_schema=False,  # the OpenAPI schema documents the management API only
     )
     app = Litestar(

@@ -1,7 +1,9 @@
 """The conversation store: what clients ask Relay to keep between requests.
 
-Two kinds share one table (``conversation_turns``): ``response`` (OpenAI Responses ``previous_response_id``
-chains, which may branch from any stored id) and ``thread`` (Anthropic message threads, one successor per id).
+Kinds share one table (``conversation_turns``): ``response`` (OpenAI Responses ``previous_response_id``
+chains, which may branch from any stored id), ``thread`` (Anthropic message threads, one successor per id),
+and ``batch`` / ``batch_metered`` (an Anthropic message batch's route, and the claim that its results were
+metered: ``gateway.message_batches``).
 A row is keyed by the id Relay returned to the client and holds the FULL transcript up to and including that
 turn (a JSON-able dict the caller shapes), so continuing costs one primary-key SELECT and no chain walk.
 
@@ -47,7 +49,7 @@ from gateway.security import derive_key
 
 log = logging.getLogger("relay.conversations")
 
-Kind = Literal["response", "thread"]
+Kind = Literal["response", "thread", "batch", "batch_metered"]
 IN_FLIGHT = "in_flight"
 DONE = "done"
 PURGE_BATCH = 1000
@@ -349,6 +351,19 @@ class ConversationStore:
         async with self._sessions.begin() as session:
             expires_at = (await session.execute(query)).scalar_one_or_none()
         return kept or (expires_at is not None and expires_at > now)
+
+    async def ids(self, kind: Kind, *, tenant_id: str, key_id: str, limit: int, after: str | None = None) -> list[str]:
+        """The live ids of this kind, tenant and key, newest first; ``after``: only those older than that id."""
+        t = ConversationTurn
+        query = sa.select(t.id, t.created_at).where(
+            t.tenant_id == tenant_id, t.key_id == key_id, t.kind == kind, t.expires_at > self._clock()
+        )
+        if after is not None:
+            pivot = sa.select(t.created_at).where(t.id == after, t.tenant_id == tenant_id, t.key_id == key_id)
+            query = query.where(t.created_at < pivot.scalar_subquery())
+        async with self._sessions() as session:
+            rows = await session.execute(query.order_by(t.created_at.desc(), t.id.desc()).limit(limit))
+            return [row.id for row in rows]
 
     # -- threads: one successor per turn ---------------------------------------------------------------------
 

@@ -298,6 +298,13 @@ class Relay:
         forwarded = forwarded_response_headers(resp.headers, secret=route.upstream.api_key)
         return JSONReply(status=200, body=scrub(raw, route.upstream.api_key), headers={**headers, **forwarded})
 
+    async def open_upstream(
+        self, route: Route, request: UpstreamRequest, client_headers: Mapping[str, str]
+    ) -> aiohttp.ClientResponse:
+        """Another API of ``route``'s upstream (message batches): its headers, session (SSRF guard) and timeouts."""
+        headers = upstream_headers(route.upstream, client_headers, self._beta_defaults)
+        return await send(self._session_for(route), replace(request, headers=headers), self._timeouts_for(route))
+
     def _session_for(self, route: Route) -> aiohttp.ClientSession:
         """Platform upstreams are trusted; a tenant's goes through the SSRF guard."""
         return self._http if route.upstream.tenant_id is None else self._guarded_http

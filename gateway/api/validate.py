@@ -19,8 +19,8 @@ _decode = msgspec.json.Decoder().decode
 MAX_TOKENS_CEILING = 10_000_000
 
 
-def parse_body(raw: bytes, door: Dialect, *, count_tokens: bool = False, endpoint: str = "chat") -> dict[str, Any]:
-    """``endpoint``: ``chat`` (the door's own), or ``embeddings`` / ``completions`` (OpenAI door only)."""
+def parse_json_object(raw: bytes) -> dict[str, Any]:
+    """A request body that must be one JSON object, with a clear 400 for anything else."""
     if not raw.strip():
         raise InvalidRequest("request body is empty; send a JSON object")
     try:
@@ -33,6 +33,12 @@ def parse_body(raw: bytes, door: Dialect, *, count_tokens: bool = False, endpoin
         raise InvalidRequest("request body is not valid JSON: nested too deeply or too large a number") from None
     if not isinstance(body, dict):
         raise InvalidRequest("request body must be a JSON object")
+    return body
+
+
+def parse_body(raw: bytes, door: Dialect, *, count_tokens: bool = False, endpoint: str = "chat") -> dict[str, Any]:
+    """``endpoint``: ``chat`` (the door's own), or ``embeddings`` / ``completions`` (OpenAI door only)."""
+    body = parse_json_object(raw)
     model = body.get("model")
     if model is None:
         raise InvalidRequest("model: field required", param="model")

@@ -29,6 +29,7 @@ import msgspec
 from aiohttp import web
 
 from gateway.testing import fake_legacy
+from gateway.testing.fake_batches import FakeBatches
 from gateway.testing.fake_replies import (
     Reply,
     ToolCall,
@@ -82,6 +83,7 @@ class FakeUpstream:
         self.host = host
         self.port = port
         self.models: list[str] = ["fake-model"]
+        self.batches = FakeBatches()
         self.max_output_tokens: int | None = None
         """When set, a Chat Completions request asking for more answers 400 in DeepSeek's words."""
         self._lock = threading.Lock()
@@ -220,6 +222,8 @@ class FakeUpstream:
             self._requests.append(record)
 
         path = request.path.rstrip("/")
+        if "/messages/batches" in path:
+            return self.batches.handle(request, parsed, self.url)
         kind, dialect = self._classify(path, request)
         override = request.headers.get("x-fake-reply")
         try:

@@ -41,6 +41,7 @@ class UpstreamRequest:
     url: str
     headers: dict[str, str]
     body: bytes
+    method: str = "POST"
 
 
 def create_session(limit: int = 1000) -> aiohttp.ClientSession:
@@ -57,7 +58,8 @@ def create_session(limit: int = 1000) -> aiohttp.ClientSession:
 async def send(
     session: aiohttp.ClientSession, req: UpstreamRequest, timeouts: Timeouts, deadline: float | None = None
 ) -> aiohttp.ClientResponse:
-    """POST and wait for the response headers; connection failures become gateway errors.
+    """Send (a POST unless ``req.method`` says otherwise) and wait for the response headers; connection
+    failures become gateway errors.
 
     The wait for headers is bounded by ``min(first_byte_s, idle_s)`` and by ``deadline`` (the call's
     total limit, a ``time.monotonic()`` instant): aiohttp's read timeout covers ``idle_s``, and a
@@ -70,10 +72,12 @@ async def send(
     try:
         if limit < timeouts.idle_s:
             async with asyncio.timeout(limit):
-                return await session.post(
-                    req.url, data=req.body, headers=req.headers, timeout=timeout, allow_redirects=False
+                return await session.request(
+                    req.method, req.url, data=req.body, headers=req.headers, timeout=timeout, allow_redirects=False
                 )
-        return await session.post(req.url, data=req.body, headers=req.headers, timeout=timeout, allow_redirects=False)
+        return await session.request(
+            req.method, req.url, data=req.body, headers=req.headers, timeout=timeout, allow_redirects=False
+        )
     except TimeoutError:
         if deadline is not None and time.monotonic() >= deadline:
             raise UpstreamTimeout("upstream call exceeded the total time limit") from None
