@@ -66,8 +66,10 @@ def serve(settings: Settings, *, host: str | None, port: int | None, workers: in
     if password:
         print(f"First run: tenant '{FIRST_TENANT}' and platform admin {FIRST_ADMIN} created.")
         print(f"  password (shown once): {password}")
+        print(f"  Sign in at {base}/admin to choose your own.")
     doors = f"Anthropic door {base}/v1/messages, OpenAI doors {base}/v1/chat/completions and {base}/v1/responses"
-    print(f"Relay listening on {base}  ({doors})")
+    # Flushed: under a process manager or a pipe, stdout is block-buffered and the password would wait.
+    print(f"Relay listening on {base}  ({doors})", flush=True)
     workers = workers or settings.workers
     os.environ["RELAY_WORKERS"] = str(workers)  # each worker's settings know how many share the limits
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
