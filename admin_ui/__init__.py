@@ -18,6 +18,7 @@ from admin_ui.views.keys import KEY_HANDLERS
 from admin_ui.views.members import MEMBER_HANDLERS
 from admin_ui.views.models import MODEL_HANDLERS
 from admin_ui.views.platform import PLATFORM_HANDLERS
+from admin_ui.views.upstreams import UPSTREAM_HANDLERS
 from admin_ui.views.usage import USAGE_HANDLERS
 from admin_ui.views.viewing import VIEWING_HANDLERS
 from admin_ui.web import STATIC_DIR, CsrfRejected, LoginRequired, PasswordChangeRequired, SecurityHeaders, error_page
@@ -29,7 +30,7 @@ __all__ = ["admin_router", "session_actor"]
 def admin_router() -> Router:
     handlers = [
         *AUTH_HANDLERS, *ACCOUNT_HANDLERS, *USAGE_HANDLERS, *MODEL_HANDLERS, *KEY_HANDLERS, *MEMBER_HANDLERS,
-        *PLATFORM_HANDLERS, *VIEWING_HANDLERS,
+        *PLATFORM_HANDLERS, *VIEWING_HANDLERS, *UPSTREAM_HANDLERS,
     ]  # fmt: skip
     pages = Router(
         path="/",

@@ -11,6 +11,7 @@ from gateway.errors import GatewayError
 
 # Words in a service error message that name the form field it is about.
 _FIELD_HINTS = (
+    ("profile.", "profile"),
     ("base url", "base_url"),
     ("base_url", "base_url"),
     ("upstream_model", "upstream_model"),

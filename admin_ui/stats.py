@@ -81,7 +81,7 @@ def _totals(row: Any) -> Totals:
     return Totals(*(int(getattr(row, c) or 0) for c in usage.COUNTERS))
 
 
-def _hour(session: AsyncSession) -> Any:
+def hour_bucket(session: AsyncSession) -> Any:
     """The UTC hour of ``created_at`` as text ``YYYY-MM-DD HH``, on either backend."""
     if session.get_bind().dialect.name == "postgresql":
         return sa.func.to_char(sa.func.timezone("UTC", UsageEvent.created_at), "YYYY-MM-DD HH24")
@@ -90,7 +90,7 @@ def _hour(session: AsyncSession) -> Any:
 
 async def _last_day(session: AsyncSession, tenant_id: str, since: datetime, now: datetime, label: str) -> Dashboard:
     scope = (UsageEvent.tenant_id == tenant_id, UsageEvent.created_at >= since, UsageEvent.created_at < now)
-    hour = _hour(session).label("hour")
+    hour = hour_bucket(session).label("hour")
     hours = {
         r.hour: _totals(r) for r in await session.execute(sa.select(hour, *_COUNTERS).where(*scope).group_by(hour))
     }

@@ -50,6 +50,10 @@ NOTICES = {
     "member-removed": "Member removed. Their sessions ended.",
     "view-ended": "Back to your own tenant.",
     "session-expired": "Your session ended. Please sign in again.",
+    "upstream-saved": "Upstream saved. Requests use it within seconds.",
+    "upstream-key": "Key stored. Only its last four characters are shown from now on.",
+    "upstream-key-removed": "Stored key removed.",
+    "upstream-deleted": "Upstream deleted.",
 }
 
 

@@ -17,13 +17,15 @@ from admin_ui.forms import Form, expiry_value
 from admin_ui.guard import admin_of
 from admin_ui.lookups import tenant_of, usable_models
 from admin_ui.snippets import for_key
-from admin_ui.web import gateway_url, page, redirect, services_of
+from admin_ui.web import gateway_url, page, redirect, services_of, url_with
 from gateway.db.tables import ApiKey
 from gateway.domain import CLAUDE_CODE_FAMILIES
 from gateway.errors import GatewayError
-from gateway.manage import keys, limits
+from gateway.manage import keys, limits, usage
+from gateway.manage.usage import UsageQuery
 
 PERIODS = ("month", "total")
+KEYS_PER_PAGE = 50
 
 
 def key_state(row: ApiKey) -> str:
@@ -34,13 +36,50 @@ def key_state(row: ApiKey) -> str:
     return "active"
 
 
+def _matches(row: ApiKey, search: str) -> bool:
+    """The search box: part of the name (any case) or the start of the display prefix (``sk-AbC…``)."""
+    needle = search.lower()
+    return needle in (row.name or "").lower() or row.prefix.lower().startswith(needle.rstrip("…."))
+
+
+def _page_number(raw: str | None) -> int:
+    try:
+        return max(1, int(raw or "1"))
+    except ValueError:
+        return 1
+
+
 @get("/keys")
 async def keys_page(request: Request[Any, Any, Any]) -> Response[str]:
     admin = admin_of(request)
+    search = (request.query_params.get("q") or "").strip()[:100]
+    number = _page_number(request.query_params.get("page"))
     async with services_of(request).sessions() as db:
         rows = await keys.list_keys(db, tenant=await tenant_of(db, admin.tenant_id))
+        month = await usage.summary(db, UsageQuery.of(admin.tenant_id), "key")  # the daily rollup, this month
+    spend = {r.key_id: r.totals.cost_micro_usd for r in month.rows if r.key_id}
+    total = len(rows)
+    if search:
+        rows = [r for r in rows if _matches(r, search)]
     rows.sort(key=lambda r: (key_state(r) != "active", r.created_at), reverse=False)
-    return page(request, "keys.html", keys=rows, state=key_state)
+    pages = max(1, -(-len(rows) // KEYS_PER_PAGE))
+    number = min(number, pages)
+    shown = rows[(number - 1) * KEYS_PER_PAGE : number * KEYS_PER_PAGE]
+    path = request.url.path
+    return page(
+        request,
+        "keys.html",
+        keys=shown,
+        state=key_state,
+        spend=spend,
+        search=search,
+        total=total,
+        matched=len(rows),
+        page_number=number,
+        pages=pages,
+        newer=url_with(path, {"q": search, "page": str(number - 1)}) if number > 1 else None,
+        older=url_with(path, {"q": search, "page": str(number + 1)}) if number < pages else None,
+    )
 
 
 def _form_page(

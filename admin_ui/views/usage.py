@@ -4,18 +4,22 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 from litestar import Request, Response, get
-from litestar.params import FromQuery
+from litestar.params import FromPath, FromQuery
 from litestar.response import Stream
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from admin_ui import charts, stats
 from admin_ui.guard import admin_of
 from admin_ui.lookups import tenant_of
-from admin_ui.web import money, page, services_of, url_with
+from admin_ui.spend import SpendBy, spend_over_time
+from admin_ui.web import money, page, redirect, services_of, url_with
 from gateway.conversation_upkeep import held_conversations
-from gateway.errors import InvalidRequest
-from gateway.manage import keys, usage
+from gateway.db.tables import ApiKey, UpstreamRow
+from gateway.errors import InvalidRequest, NotFound
+from gateway.manage import keys, upstreams, usage
 from gateway.manage.usage import UsageQuery, UsageRow
 
 LOG_DEFAULT_SPAN = timedelta(days=30)
@@ -29,10 +33,14 @@ def _key_label(row: UsageRow) -> str:
 
 
 @get("/dashboard")
-async def dashboard(request: Request[Any, Any, Any], range: FromQuery[str] = "24h") -> Response[str]:
+async def dashboard(
+    request: Request[Any, Any, Any], range: FromQuery[str] = "24h", spend: FromQuery[str] = "model"
+) -> Response[str]:
     admin = admin_of(request)
+    spend_by: SpendBy = "key" if spend == "key" else "model"
     async with services_of(request).sessions() as db:
         data = await stats.dashboard(db, admin.tenant_id, range)
+        spend_series = await spend_over_time(db, admin.tenant_id, data, spend_by)
         has_keys = bool(await keys.list_keys(db, tenant=await tenant_of(db, admin.tenant_id)))
         held = await held_conversations(db, admin.tenant_id)
     points = [(b.label, float(b.totals.requests), f"{b.totals.requests:,}", b.title) for b in data.series]
@@ -72,6 +80,8 @@ async def dashboard(request: Request[Any, Any, Any], range: FromQuery[str] = "24
         by_model=by_model if any(r.totals.cost_micro_usd for r in data.by_model) else by_model_req,
         by_model_metric="cost" if any(r.totals.cost_micro_usd for r in data.by_model) else "requests",
         by_key=by_key,
+        spend_by=spend_by,
+        spend_series=spend_series,
         key_label=_key_label,
         has_keys=has_keys,
         held=held,
@@ -91,35 +101,43 @@ def _query(admin_tenant: str, params: dict[str, str]) -> tuple[UsageQuery, usage
         until += timedelta(days=1)  # a date "until" includes that whole day
     status = usage.check_status(params["status"] or None)
     q = UsageQuery.of(
-        admin_tenant, since, until or now + timedelta(seconds=1), key_id=params["key"], model=params["model"]
+        admin_tenant, since, until or now + timedelta(seconds=1), key_id=params["key"], model_contains=params["model"]
     )
     return q, status
 
 
 def _params(request: Request[Any, Any, Any]) -> dict[str, str]:
     get_ = request.query_params.get
-    return {name: (get_(name) or "").strip()[:200] for name in ("key", "model", "status", "since", "until", "cursor")}
+    names = ("key", "model", "status", "since", "until", "cursor", "request_id")
+    return {name: (get_(name) or "").strip()[:200] for name in names}
 
 
 @get("/usage")
-async def usage_page(request: Request[Any, Any, Any]) -> Response[str]:
+async def usage_page(request: Request[Any, Any, Any]) -> Response[Any]:
     admin = admin_of(request)
     params = _params(request)
+    if params["request_id"]:  # an exact id: straight to that request, or say it is not this tenant's
+        async with services_of(request).sessions() as db:
+            found = await usage.request_by_id(db, admin.tenant_id, params["request_id"])
+        if found is not None:
+            return redirect(request, f"/usage/requests/{quote(found.request_id, safe='')}")
     try:
         q, status = _query(admin.tenant_id, params)
         error = None
     except InvalidRequest as exc:
         q, status, error = UsageQuery.of(admin.tenant_id, datetime.now(UTC) - LOG_DEFAULT_SPAN), None, exc.message
+    if params["request_id"]:
+        error = f"No request with the id {params['request_id']!r} was made with {admin.tenant_name}'s keys."
     async with services_of(request).sessions() as db:
         key_rows = await keys.list_keys(db, tenant=await tenant_of(db, admin.tenant_id))
         result = await usage.requests_page(db, q, status=status, cursor=params["cursor"] or None, limit=PAGE_SIZE)
     names = {k.id: k.name for k in key_rows}
     path = request.url.path
-    filters = {k: v for k, v in params.items() if k != "cursor"}
+    filters = {k: v for k, v in params.items() if k not in ("cursor", "request_id")}
     return page(
         request,
         "usage.html",
-        status=400 if error else 200,
+        status=404 if params["request_id"] else 400 if error else 200,
         rows=result.rows,
         error=error,
         params=params,
@@ -143,4 +161,37 @@ async def usage_csv(request: Request[Any, Any, Any]) -> Stream:
     )
 
 
-USAGE_HANDLERS = [dashboard, usage_page, usage_csv]
+@get("/usage/requests/{request_id:str}")
+async def request_page(request: Request[Any, Any, Any], request_id: FromPath[str]) -> Response[str]:
+    """One request of the log: who, what was asked and served, attempts, outcome, tokens, cost, timings."""
+    admin = admin_of(request)
+    services = services_of(request)
+    async with services.sessions() as db:
+        row = await usage.request_by_id(db, admin.tenant_id, request_id)
+        if row is None:
+            raise NotFound("No request with this id was made with this tenant's keys.")
+        key = await _key_of(db, row.key_id, admin.tenant_id)
+        upstream = await _upstream_of(db, row.upstream_id, admin.tenant_id)
+    return page(request, "request_detail.html", r=row, key=key, upstream=upstream)
+
+
+async def _key_of(db: AsyncSession, key_id: str | None, tenant_id: str) -> ApiKey | None:
+    if key_id is None:
+        return None
+    try:
+        return await keys.key_by_id(db, key_id, tenant_id=tenant_id)
+    except NotFound:  # the key's tenant was emptied since; the row keeps its id
+        return None
+
+
+async def _upstream_of(db: AsyncSession, upstream_id: str | None, tenant_id: str) -> UpstreamRow | None:
+    """The tenant's own upstream that served the request (built-in ones are not the tenant's to open)."""
+    if upstream_id is None:
+        return None
+    try:
+        return await upstreams.upstream_by_id(db, upstream_id, tenant_id=tenant_id)
+    except NotFound:
+        return None
+
+
+USAGE_HANDLERS = [dashboard, usage_page, usage_csv, request_page]

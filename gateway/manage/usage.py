@@ -52,13 +52,15 @@ def month_start(now: datetime) -> datetime:
 
 @dataclass(frozen=True, slots=True)
 class UsageQuery:
-    """Whose usage, over which time, narrowed to one key and/or one model."""
+    """Whose usage, over which time, narrowed to one key and/or one model (exact, or a part of its name)."""
 
     tenant_id: str
     since: datetime
     until: datetime
     key_id: str | None = None
     model: str | None = None
+    model_contains: str | None = None
+    """Case-sensitive substring of the model name (the admin UI's search box); ``model`` is the exact name."""
 
     @classmethod
     def of(
@@ -69,6 +71,7 @@ class UsageQuery:
         *,
         key_id: str | None = None,
         model: str | None = None,
+        model_contains: str | None = None,
         now: datetime | None = None,
     ) -> UsageQuery:
         """Defaults: from the start of the current UTC month until now."""
@@ -77,7 +80,7 @@ class UsageQuery:
         until = until or now
         if until <= since:
             raise InvalidRequest("until: must be later than since")
-        return cls(tenant_id, since, until, key_id or None, model or None)
+        return cls(tenant_id, since, until, key_id or None, model or None, model_contains or None)
 
     @property
     def first_day(self) -> date:
@@ -95,6 +98,8 @@ def _daily_scope(q: UsageQuery) -> list[sa.ColumnElement[bool]]:
         where.append(UsageDaily.key_id == q.key_id)
     if q.model is not None:
         where.append(UsageDaily.model == q.model)
+    if q.model_contains is not None:
+        where.append(UsageDaily.model.contains(q.model_contains, autoescape=True))
     return where
 
 
@@ -104,6 +109,8 @@ def _events_scope(q: UsageQuery, status: StatusClass | None) -> list[sa.ColumnEl
         where.append(UsageEvent.key_id == q.key_id)
     if q.model is not None:
         where.append(UsageEvent.model == q.model)
+    if q.model_contains is not None:
+        where.append(UsageEvent.model.contains(q.model_contains, autoescape=True))
     # A literal 400, so Postgres can use the partial index of errors (status >= 400).
     if status == "error":
         where.append(UsageEvent.status >= sa.literal_column("400"))
@@ -315,6 +322,20 @@ async def requests_page(
     ]
     last = rows[-1] if rows else None
     return RequestPage(rows, encode_cursor(last.created_at, last.id) if more and last else None)
+
+
+async def request_by_id(session: AsyncSession, tenant_id: str, request_id: str) -> RequestRow | None:
+    """One row of the tenant's request log by its request id; None when it is unknown or another tenant's."""
+    found = (
+        await session.execute(
+            sa.select(*_EVENT_COLUMNS).where(UsageEvent.tenant_id == tenant_id, UsageEvent.request_id == request_id)
+        )
+    ).first()
+    if found is None:
+        return None
+    labels = await key_labels(session, tenant_id, [found.key_id] if found.key_id else [])
+    prefix = labels.get(found.key_id, (None, ""))[0] if found.key_id else None
+    return RequestRow(**{c.name: getattr(found, c.name) for c in _EVENT_COLUMNS}, key_prefix=prefix)
 
 
 # --- CSV, streamed ---
