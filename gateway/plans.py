@@ -20,6 +20,7 @@ from gateway.convert import (
     AnthropicStreamToResponses,
     CapabilityProfile,
     Chained,
+    Converted,
     OpenAIStreamToAnthropic,
     anthropic_error_to_openai,
     anthropic_reply_to_openai,
@@ -39,8 +40,11 @@ from gateway.convert import (
     usage_from_anthropic,
     usage_from_openai,
 )
+from gateway.convert.a2o_messages import render_messages
+from gateway.convert.a2o_websearch import WebSearchSpec
 from gateway.convert.a_accumulate import accumulate_message
-from gateway.convert.types import StreamTap
+from gateway.convert.ids import shorten_tool_name
+from gateway.convert.types import ResponseHints, StreamTap
 from gateway.domain import Dialect, Route, Usage
 from gateway.errors import InvalidRequest, UpstreamError
 from gateway.passthrough import (
@@ -66,6 +70,20 @@ ErrorMaker = Callable[[int, bytes, Mapping[str, str]], UpstreamError]
 
 
 @dataclass(frozen=True, slots=True)
+class SearchPlan:
+    """An Anthropic-door request whose ``web_search`` server tool Relay runs itself (``gateway.websearch``)."""
+
+    spec: WebSearchSpec
+    body: dict[str, Any]
+    """The converted OpenAI request (the ``web_search`` function offered)."""
+    hints: ResponseHints
+    model: str
+    """The public model name the client asked for."""
+    render: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
+    """Anthropic blocks of the assistant turn so far → the OpenAI messages continuing the request."""
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
     request: UpstreamRequest
     make_tap: Callable[[], StreamTap]
@@ -74,6 +92,8 @@ class Plan:
     notes: tuple[str, ...] = ()
     kept: Callable[[], dict[str, Any] | None] | None = None
     """The final reply once answered (a Response, or an Anthropic message of a held thread), for the store."""
+    search: SearchPlan | None = None
+    """Set when Relay runs the request's web searches: the relay hands the call to ``gateway.websearch``."""
 
 
 def new_id(prefix: str) -> str:
@@ -97,9 +117,11 @@ def make_plan(
     *,
     keep: bool = False,
     endpoint: str = "chat",
+    web_search: bool = False,
 ) -> Plan:
     """``envelope_key`` authenticates the reasoning a Responses client carries between turns; ``keep``
-    records an Anthropic-door reply (a thread Relay holds) for ``Plan.kept``."""
+    records an Anthropic-door reply (a thread Relay holds) for ``Plan.kept``; ``web_search``: Relay has a
+    search backend, so an Anthropic-door ``web_search`` server tool to an OpenAI upstream is run by Relay."""
     headers = upstream_headers(route.upstream, client_headers, beta_defaults)
     secret = route.upstream.api_key
     if endpoint != "chat":
@@ -115,8 +137,10 @@ def make_plan(
         plan = _passthrough(door, route, body, url, headers, secret)
     else:
         profile = CapabilityProfile.for_dialect(route.dialect, route.profile)
-        convert = _anthropic_to_openai if door is Dialect.ANTHROPIC else _openai_to_anthropic
-        plan = convert(route, body, url, headers, profile, secret)
+        if door is Dialect.ANTHROPIC:
+            plan = _anthropic_to_openai(route, body, url, headers, profile, secret, web_search)
+        else:
+            plan = _openai_to_anthropic(route, body, url, headers, profile, secret)
     return _recorded(plan) if keep and door is Dialect.ANTHROPIC else plan
 
 
@@ -223,9 +247,17 @@ def _passthrough(
 
 
 def _anthropic_to_openai(
-    route: Route, body: dict[str, Any], url: str, headers: dict[str, str], profile: CapabilityProfile, secret: str
+    route: Route,
+    body: dict[str, Any],
+    url: str,
+    headers: dict[str, str],
+    profile: CapabilityProfile,
+    secret: str,
+    web_search: bool = False,
 ) -> Plan:
-    converted = anthropic_request_to_openai(body, upstream_model=route.upstream_model, profile=profile)
+    converted = anthropic_request_to_openai(
+        body, upstream_model=route.upstream_model, profile=profile, web_search=web_search
+    )
     hints = converted.hints
     public = route.public_name
     hint = count_anthropic_request(body) if body.get("stream") is True else 0
@@ -241,7 +273,17 @@ def _anthropic_to_openai(
         answer_json=answer,
         error=_converted_error(openai_error_to_anthropic, secret),
         notes=converted.notes,
+        search=None if converted.web_search is None else _search_plan(converted, public, profile),
     )
+
+
+def _search_plan(converted: Converted, public: str, profile: CapabilityProfile) -> SearchPlan:
+    def render(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        turn = [{"role": "assistant", "content": blocks}]
+        return render_messages(turn, profile, shorten_tool_name, [], search_function=True)
+
+    assert converted.web_search is not None
+    return SearchPlan(converted.web_search, converted.body, converted.hints, public, render)
 
 
 def _openai_to_anthropic(

@@ -27,7 +27,7 @@ from gateway.errors import GatewayError, UpstreamError, UpstreamUnavailable
 from gateway.metering import Meter, UsageRecord, request_log_line
 from gateway.metering.limits import Limiter, Ticket, asked_output, output_model
 from gateway.metering.outputs import OutputStats
-from gateway.plans import Plan, converts, make_plan
+from gateway.plans import Plan, SearchPlan, converts, make_plan, new_id
 from gateway.protocols.sse import SSEDecoder, SSEError
 from gateway.security import scrub
 from gateway.stream_reading import PING, chunks_or_silence, encode_all, has_error_event, read_what_arrived
@@ -38,6 +38,9 @@ from gateway.upstreams.errors import upstream_error
 from gateway.upstreams.headers import endpoint_url, forwarded_response_headers, upstream_headers
 from gateway.upstreams.output_limit import StatedLimit, stated_output_limit
 from gateway.upstreams.retry import RetryPolicy, falls_back
+from gateway.websearch import loop as search_loop
+from gateway.websearch.backend import SearchBackend
+from gateway.websearch.blocks import message_events
 
 _encode = msgspec.json.Encoder().encode
 _decode_json = msgspec.json.Decoder().decode
@@ -116,8 +119,11 @@ class Relay:
         breakers: Breakers | None = None,
         envelope_key: bytes = b"",
         outputs: OutputStats | None = None,
+        web_search: SearchBackend | None = None,
     ) -> None:
         self._envelope_key = envelope_key
+        self._web_search = web_search
+        """Runs ``web_search`` server tools for OpenAI-dialect upstreams (``gateway.websearch``); None: dropped."""
         self.outputs = outputs or OutputStats()
         """What each model really produces, for budget reservations (``metering/outputs.py``)."""
         self._retry = retry or RetryPolicy()
@@ -227,26 +233,12 @@ class Relay:
             self._envelope_key,
             keep=call.keeper is not None,
             endpoint=call.endpoint,
+            web_search=self._web_search is not None,
         )
         call.notes = plan.notes
-        upstream_id = call.route.upstream.id
-        if not self._breakers.allow(upstream_id):
-            err = UpstreamError(f"upstream {call.route.upstream.name!r} is failing; circuit open", status_code=503)
-            err.code = "circuit_open"
-            raise err
-        try:
-            resp = await send(
-                self._session_for(call.route), plan.request, self._timeouts_for(call.route), self._deadline(call)
-            )
-        except GatewayError:
-            self._breakers.failure(upstream_id)
-            metrics.set_circuit(call.route.upstream.name, self._breakers.state(upstream_id) == "open")
-            raise
-        if resp.status >= 500:
-            self._breakers.failure(upstream_id)
-        else:
-            self._breakers.success(upstream_id)
-        metrics.set_circuit(call.route.upstream.name, self._breakers.state(upstream_id) == "open")
+        if plan.search is not None and self._web_search is not None:
+            return await self._searching(call, plan, plan.search, self._web_search)
+        resp = await self._open(call, plan.request)
         secret = call.route.upstream.api_key
         headers = {**request_id_headers(call.request_id), **forwarded_response_headers(resp.headers, secret=secret)}
         if plan.notes:
@@ -263,6 +255,73 @@ class Relay:
             await self._refuse_non_stream(call, resp)
         headers["cache-control"] = "no-cache"
         return StreamReply(headers=headers, chunks=self._relay_stream(call, plan, plan.make_tap(), resp))
+
+    async def _open(self, call: Call, request: UpstreamRequest) -> aiohttp.ClientResponse:
+        """Send ``request`` to the call's upstream through its circuit breaker."""
+        upstream_id = call.route.upstream.id
+        if not self._breakers.allow(upstream_id):
+            err = UpstreamError(f"upstream {call.route.upstream.name!r} is failing; circuit open", status_code=503)
+            err.code = "circuit_open"
+            raise err
+        try:
+            resp = await send(
+                self._session_for(call.route), request, self._timeouts_for(call.route), self._deadline(call)
+            )
+        except GatewayError:
+            self._breakers.failure(upstream_id)
+            metrics.set_circuit(call.route.upstream.name, self._breakers.state(upstream_id) == "open")
+            raise
+        if resp.status >= 500:
+            self._breakers.failure(upstream_id)
+        else:
+            self._breakers.success(upstream_id)
+        metrics.set_circuit(call.route.upstream.name, self._breakers.state(upstream_id) == "open")
+        return resp
+
+    async def _searching(
+        self, call: Call, plan: Plan, search: SearchPlan, backend: SearchBackend
+    ) -> JSONReply | StreamReply:
+        """Relay runs the request's web searches (``gateway.websearch.loop``), all before the first byte: one
+        ledger row with the summed usage, the searches' price added to its cost."""
+        secret = call.route.upstream.api_key
+
+        async def exchange(body: dict[str, Any]) -> dict[str, Any]:
+            resp = await self._open(call, replace(plan.request, body=_encode(body)))
+            if resp.status >= 400:
+                raw = await _error_body(resp)
+                stated = self._stated_output_limit(call, resp.status, raw)
+                raise (
+                    _Clamp(resp.status, stated)
+                    if stated
+                    else scrubbed_error(plan.error(resp.status, raw, resp.headers), secret)
+                )
+            try:
+                doc = _decode_json(await read_body(resp, MAX_RESPONSE_BYTES, self._deadline(call)))
+            except (aiohttp.ClientError, TimeoutError, ValueError, msgspec.DecodeError, RecursionError) as exc:
+                raise UpstreamUnavailable(f"upstream answer unreadable ({type(exc).__name__})") from None
+            finally:
+                resp.release()
+            if not isinstance(doc, dict):
+                raise UpstreamUnavailable("upstream sent a response that is not a JSON object")
+            return doc
+
+        try:
+            outcome = await search_loop.run(search, exchange, backend.search, new_id)
+        except _Clamp as clamp:
+            return await self._retry_clamped(call, clamp.status, clamp.stated)
+        except GatewayError as exc:
+            raise scrubbed_error(exc, secret) from None
+        extra = backend.micro_usd_per_search * outcome.searches
+        self._record(call, outcome.usage, 200, _ms_since(call.started) if call.stream else None, None, extra)
+        await _completed(call, replace(plan, kept=lambda: outcome.message))
+        headers = request_id_headers(call.request_id)
+        if plan.notes:
+            headers["relay-conversion-notes"] = ",".join(plan.notes)
+        body = scrub(_encode(outcome.message), secret)
+        if not call.stream:
+            return JSONReply(status=200, body=body, headers={**headers, "content-type": "application/json"})
+        events = scrub(message_events(outcome.message), secret)
+        return StreamReply(headers={**headers, "cache-control": "no-cache"}, chunks=_once(events))
 
     async def _refuse_non_stream(self, call: Call, resp: aiohttp.ClientResponse) -> None:
         """A 200 that is not an event stream (an HTML page from a proxy) is a bad gateway, not a stream."""
@@ -444,7 +503,10 @@ class Relay:
             )
             self._record(call, _usage_or_estimate(call, tap, started=ttft_ms is not None), status, ttft_ms, error_code)
 
-    def _record(self, call: Call, usage: Usage, status: int, ttft_ms: int | None, error_code: str | None) -> None:
+    def _record(
+        self, call: Call, usage: Usage, status: int, ttft_ms: int | None, error_code: str | None, extra_cost: int = 0
+    ) -> None:
+        """The request's one ledger row; ``extra_cost`` (micro-USD) is what it cost beyond tokens (web searches)."""
         route = call.route
         asked = call.requested_model or route.public_name
         rec = UsageRecord(
@@ -460,7 +522,7 @@ class Relay:
             upstream_dialect=route.dialect.value,
             stream=call.stream,
             usage=usage,
-            cost_micro_usd=route.price.cost_micro_usd(usage),
+            cost_micro_usd=route.price.cost_micro_usd(usage) + extra_cost,
             status=status,
             latency_ms=_ms_since(call.started),
             ttft_ms=ttft_ms,
@@ -474,6 +536,18 @@ class Relay:
         call.spent[1] += rec.cost_micro_usd
         if log.isEnabledFor(logging.INFO):
             log.info("%s", request_log_line(rec, call.principal.prefix, call.notes, call.client_request_id))
+
+
+class _Clamp(Exception):
+    """A searching call's upstream stated its output limit: the call is retried clamped."""
+
+    def __init__(self, status: int, stated: StatedLimit) -> None:
+        self.status = status
+        self.stated = stated
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    yield data
 
 
 async def _error_body(resp: aiohttp.ClientResponse) -> bytes:

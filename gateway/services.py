@@ -28,6 +28,7 @@ from gateway.ssrf import Allowlist, guarded_session
 from gateway.upstreams.breaker import Breakers
 from gateway.upstreams.client import Timeouts, create_session
 from gateway.upstreams.retry import RetryPolicy
+from gateway.websearch.backend import SearchBackend
 
 log = logging.getLogger("relay")
 CLOSE_STEP_S = 5.0
@@ -49,6 +50,7 @@ class Services:
     relay: Relay
     conversations: ConversationStore
     outage: Outage
+    web_search: SearchBackend | None = None
     _background: set[asyncio.Task[None]] = field(default_factory=set)
     ready_once: bool = False
     """``/readyz`` has seen the database and Redis up once: through a later outage the caches serve."""
@@ -86,6 +88,14 @@ class Services:
             total_s=settings.total_timeout_s,
             keepalive_s=settings.keepalive_s,
         )
+        web_search = None
+        if settings.web_search_url:
+            web_search = SearchBackend(
+                settings.web_search_url,
+                settings.web_search_key,
+                timeout_s=settings.web_search_timeout_s,
+                price_usd_per_1000=settings.web_search_price,
+            )
         outage = Outage()
         stale = settings.stale_if_error_s
         auth = Authenticator(
@@ -130,7 +140,9 @@ class Services:
                 retry=RetryPolicy(retries=settings.upstream_retries),
                 breakers=Breakers(settings.breaker_threshold, settings.breaker_cooldown_s),
                 envelope_key=derive_key(settings.secret_key, "reasoning-envelope"),
+                web_search=web_search,
             ),
+            web_search=web_search,
         )
         services.relay.on_output_limit = services.remember_output_limit
         return services
@@ -156,6 +168,8 @@ class Services:
         await self.meter.close()  # the ledger waits at most CLOSE_TIMEOUT_S; the spool keeps the rest
         await self.http.close()
         await self.guarded_http.close()
+        if self.web_search is not None:
+            await self.web_search.close()
         try:
             async with asyncio.timeout(CLOSE_STEP_S):
                 await self.engine.dispose()

@@ -71,6 +71,15 @@ class Settings:
     """
     gc_tuning: bool = True
     """Freeze start-up objects out of the garbage collector and collect less often (``app.tune_gc``)."""
+    web_search_url: str = ""
+    """A SearXNG-shaped search endpoint (``GET {url}?q=…&format=json``): Relay then runs Anthropic's
+    ``web_search`` server tool for OpenAI-dialect models (``gateway.websearch``). Empty: the tool is dropped."""
+    web_search_key: str = field(default="", repr=False)
+    """Sent to the search endpoint as ``Authorization: Bearer`` (a SearXNG behind an auth proxy)."""
+    web_search_price: float = 0.0
+    """USD per 1,000 searches, added to the request's cost."""
+    web_search_timeout_s: float = 10.0
+    """How long one search may take before the model is told the search is unavailable."""
     provider_env: dict[str, str] = field(default_factory=dict, repr=False)
     """``RELAY_PROVIDER_<NAME>_API_KEY`` / ``_ENABLED`` variables: built-in providers turned on by the environment."""
 
@@ -135,12 +144,24 @@ class Settings:
             conversation_max_bytes=_int(env, "RELAY_CONVERSATION_MAX_BYTES", d.conversation_max_bytes),
             spool_dir=get("RELAY_SPOOL_DIR", ""),
             gc_tuning=get("RELAY_GC_TUNING", "on").lower() not in ("0", "false", "no", "off"),
+            web_search_url=get("RELAY_WEB_SEARCH_URL", "").strip(),
+            web_search_key=get("RELAY_WEB_SEARCH_KEY", ""),
+            web_search_price=_float(env, "RELAY_WEB_SEARCH_PRICE", d.web_search_price),
+            web_search_timeout_s=_float(env, "RELAY_WEB_SEARCH_TIMEOUT", d.web_search_timeout_s),
             provider_env={k: v for k, v in env.items() if k.startswith("RELAY_PROVIDER_")},
             anthropic_beta_defaults=tuple(
                 b.strip() for b in get("RELAY_ANTHROPIC_BETA_DEFAULTS", "").split(",") if b.strip()
             ),
         )
-        return s.with_secret()
+        return s.checked().with_secret()
+
+    def checked(self) -> Settings:
+        """Refuse settings that cannot work (they would fail later, at a worse moment)."""
+        if self.web_search_url and not self.web_search_url.startswith(("http://", "https://")):
+            raise SettingsError("RELAY_WEB_SEARCH_URL must be an http:// or https:// URL")
+        if self.web_search_price < 0 or self.web_search_timeout_s <= 0:
+            raise SettingsError("RELAY_WEB_SEARCH_PRICE must be >= 0 and RELAY_WEB_SEARCH_TIMEOUT > 0")
+        return self
 
     def with_secret(self) -> Settings:
         """Check the secret key; in embedded mode create one beside the SQLite file when absent."""

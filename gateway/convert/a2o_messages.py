@@ -11,6 +11,7 @@ from typing import Any
 
 import msgspec
 
+from gateway.convert.a2o_websearch import WEB_SEARCH, search_call, search_pairs, search_result_message, search_text
 from gateway.convert.profile import CapabilityProfile
 from gateway.convert.validation import decode_as, field_error
 from gateway.protocols.anthropic import (
@@ -104,16 +105,28 @@ def _text_of(content: str | list[dict[str, Any]] | None) -> str:
 class MessageRenderer:
     """Renders sanitized A messages for one O upstream."""
 
-    def __init__(self, profile: CapabilityProfile, rename: Callable[[str], str], notes: list[str]) -> None:
+    def __init__(
+        self,
+        profile: CapabilityProfile,
+        rename: Callable[[str], str],
+        notes: list[str],
+        *,
+        search_function: bool = False,
+    ) -> None:
         self.profile = profile
         self.rename = rename
         self.notes = notes
+        self.search_function = search_function
+        """Relay offers a ``web_search`` function: past searches render as its calls and results."""
         self.tool_names: dict[str, str] = {}
         self.assistant_turns = 0
 
     def render(self, messages: list[dict[str, Any]]) -> list[OMsg]:
         out: list[OMsg] = []
         for msg in messages:
+            if msg["role"] == "assistant" and any(_is_search(b) for b in msg["content"]):
+                out.extend(self._searched(msg["content"]))
+                continue
             blocks = [_typed(b) for b in msg["content"] if b.get("type") in KNOWN_BLOCKS]
             if len(blocks) != len(msg["content"]):
                 self.notes.append("server_block_dropped")
@@ -202,11 +215,37 @@ class MessageRenderer:
 
     # -- assistant turns ----------------------------------------------------------------------
 
-    def _assistant(self, blocks: list[Any]) -> list[OMsg]:
+    def _searched(self, content: list[dict[str, Any]]) -> list[OMsg]:
+        """An assistant turn with web searches (``a2o_websearch``): with Relay's search function, one
+        assistant message per run of searches, each followed by the searches' results; else text."""
+        kept, paired = search_pairs(content)
+        out: list[OMsg] = []
+        segment: list[Any] = []
+        calls: list[Part] = []
+        results: list[OMsg] = []
+        for i, block in enumerate(kept):
+            result = paired.get(i)
+            if result is not None and self.search_function:
+                calls.append(search_call(block))
+                results.append(search_result_message(block, result))
+                continue
+            if result is not None:
+                segment.append(TextBlock(text=search_text(block, result)))
+                continue
+            if results:  # what the model said after reading the results
+                out += [*self._assistant(segment, calls), *results]
+                segment, calls, results = [], [], []
+            if block.get("type") in KNOWN_BLOCKS:
+                segment.append(_typed(block))
+            else:
+                self.notes.append("server_block_dropped")
+        return [*out, *self._assistant(segment, calls), *results]
+
+    def _assistant(self, blocks: list[Any], searches: list[Part] | None = None) -> list[OMsg]:
         self.assistant_turns += 1
         text = "".join(b.text for b in blocks if isinstance(b, TextBlock))
         reasoning = "".join(b.thinking for b in blocks if isinstance(b, ThinkingBlock))
-        calls = [self._tool_call(b) for b in blocks if isinstance(b, ToolUseBlock)]
+        calls = [*(searches or ()), *(self._tool_call(b) for b in blocks if isinstance(b, ToolUseBlock))]
         msg: OMsg = {"role": "assistant", "content": text or None}
         if calls:
             msg["tool_calls"] = calls
@@ -227,7 +266,17 @@ class MessageRenderer:
         return {"id": block.id, "type": "function", "function": {"name": self.rename(block.name), "arguments": args}}
 
 
+def _is_search(block: dict[str, Any]) -> bool:
+    kind = block.get("type")
+    return kind == "web_search_tool_result" or (kind == "server_tool_use" and block.get("name") == WEB_SEARCH)
+
+
 def render_messages(
-    messages: list[dict[str, Any]], profile: CapabilityProfile, rename: Callable[[str], str], notes: list[str]
+    messages: list[dict[str, Any]],
+    profile: CapabilityProfile,
+    rename: Callable[[str], str],
+    notes: list[str],
+    *,
+    search_function: bool = False,
 ) -> list[OMsg]:
-    return MessageRenderer(profile, rename, notes).render(messages)
+    return MessageRenderer(profile, rename, notes, search_function=search_function).render(messages)

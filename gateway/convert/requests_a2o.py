@@ -7,6 +7,13 @@ from typing import Any
 import msgspec
 
 from gateway.convert.a2o_messages import render_messages, validate_messages
+from gateway.convert.a2o_websearch import (
+    WEB_SEARCH,
+    WEB_SEARCH_FUNCTION,
+    WebSearchSpec,
+    is_web_search_tool,
+    web_search_spec,
+)
 from gateway.convert.ids import hash_user, shorten_tool_name, tool_name_map
 from gateway.convert.profile import CapabilityProfile
 from gateway.convert.requests_o2a import JSON_TOOL
@@ -23,14 +30,22 @@ BILLING_HEADER = "x-anthropic-billing-header:"
 _DROPPED_KEYS = ("context_management", "container", "mcp_servers", "service_tier", "inference_geo")
 
 
-def anthropic_request_to_openai(body: dict[str, Any], *, upstream_model: str, profile: CapabilityProfile) -> Converted:
+def anthropic_request_to_openai(
+    body: dict[str, Any], *, upstream_model: str, profile: CapabilityProfile, web_search: bool = False
+) -> Converted:
+    """``web_search``: Relay runs web search (``gateway.websearch``), so a ``web_search_*`` server tool is
+    offered as a ``web_search`` function and ``Converted.web_search`` says what the client asked of it."""
     req: MessagesRequest = decode_as(body, MessagesRequest)
     validate_messages(req.messages, profile)
     notes: list[str] = [f"{key}_dropped" for key in _DROPPED_KEYS if key in body]
-    tools, names = _tools(req, profile, notes)
+    tools, names, search = _tools(req, profile, notes, web_search)
     folded = [_fold_system(m) for m in body["messages"]]
     messages = render_messages(
-        sanitize_messages(folded, for_anthropic=False, notes=notes), profile, shorten_tool_name, notes
+        sanitize_messages(folded, for_anthropic=False, notes=notes),
+        profile,
+        shorten_tool_name,
+        notes,
+        search_function=search is not None,
     )
     if messages and messages[-1]["role"] == "assistant" and not profile.supports_assistant_prefill:
         messages.pop()
@@ -76,7 +91,7 @@ def anthropic_request_to_openai(body: dict[str, Any], *, upstream_model: str, pr
         stream_all_tools_live=profile.stream_all_tools_live,
         provider=upstream_model,
     )
-    return Converted(body=out, notes=tuple(dict.fromkeys(notes)), hints=hints)
+    return Converted(body=out, notes=tuple(dict.fromkeys(notes)), hints=hints, web_search=search)
 
 
 def _fold_system(msg: dict[str, Any]) -> dict[str, Any]:
@@ -188,13 +203,17 @@ and a ToolSearch result's ``tool_reference`` blocks become text naming them (``a
 
 
 def _tools(
-    req: MessagesRequest, profile: CapabilityProfile, notes: list[str]
-) -> tuple[list[dict[str, Any]], list[str]]:
+    req: MessagesRequest, profile: CapabilityProfile, notes: list[str], web_search: bool
+) -> tuple[list[dict[str, Any]], list[str], WebSearchSpec | None]:
     tools: list[dict[str, Any]] = []
     names: list[str] = []
+    search: WebSearchSpec | None = None
     for raw in req.tools or []:
         kind = raw.get("type")
         name = raw.get("name")
+        if is_web_search_tool(raw):
+            search = search or _web_search(raw, req, web_search, notes)
+            continue
         if (kind not in (None, "custom")) or not isinstance(name, str):
             notes.append("server_tool_dropped")
             continue
@@ -209,7 +228,21 @@ def _tools(
             function["strict"] = raw["strict"]
         tools.append({"type": "function", "function": function})
         names.append(name)
-    return tools, names
+    if search is not None:
+        tools.append(WEB_SEARCH_FUNCTION)
+        names.append(WEB_SEARCH)
+    return tools, names, search
+
+
+def _web_search(raw: dict[str, Any], req: MessagesRequest, web_search: bool, notes: list[str]) -> WebSearchSpec | None:
+    """The spec of a web search Relay runs, or None (a note says why the server tool is dropped)."""
+    if not web_search:
+        notes += ["server_tool_dropped", "web_search_unavailable"]  # no backend: no function calling into the void
+        return None
+    if any(t.get("name") == WEB_SEARCH and t.get("type") in (None, "custom") for t in req.tools or []):
+        notes.append("server_tool_dropped")  # the client's own web_search tool wins
+        return None
+    return web_search_spec(raw)
 
 
 def _tool_choice(

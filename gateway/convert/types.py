@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from gateway.convert.a2o_websearch import WebSearchSpec
 from gateway.domain import Usage
 from gateway.protocols.sse import SSEEvent
 
@@ -43,6 +44,8 @@ class Converted:
     body: dict[str, Any]
     notes: tuple[str, ...] = ()
     hints: ResponseHints = field(default_factory=ResponseHints)
+    web_search: WebSearchSpec | None = None
+    """A ``web_search`` server tool Relay runs itself (offered to the model as a function)."""
 
     @property
     def tool_name_map(self) -> Mapping[str, str]:
