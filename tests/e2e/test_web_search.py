@@ -14,6 +14,7 @@ import anthropic
 import httpx
 import pytest
 from support import GatewayServer, Seeder
+from test_claude_code import CLAUDE_CODE_NEWEST, CLAUDE_CODE_VERSION, claude_binary, run_claude
 
 from gateway.testing.fake_search import FakeSearch, result
 from gateway.testing.fake_upstream import Reply, ToolCall
@@ -221,3 +222,32 @@ def test_without_a_backend_the_tool_is_dropped_with_a_note(world):
     assert "web_search_unavailable" in r.headers["relay-conversion-notes"].split(",")
     sent = world.fake.requests[0].json
     assert "tools" not in sent and "tool_choice" not in sent  # no function calling into the void
+
+
+@pytest.mark.claude_code
+@pytest.mark.parametrize("version", [CLAUDE_CODE_VERSION, CLAUDE_CODE_NEWEST])
+def test_claude_code_s_websearch_runs_through_relay(searching, search, fake, tmp_path, version):
+    """The real CLI: the model calls WebSearch, Claude Code's side call sends the server tool, Relay searches."""
+    binary = claude_binary(version)
+    seed = Seeder(searching.settings)
+    tenant = seed.tenant()
+    up = seed.upstream(tenant, base_url=fake.url + "/v1", dialect="openai")
+    seed.model(tenant, up, "cc-model", upstream_model="up-model")
+    key = seed.key(tenant, aliases=[("claude-*", "cc-model")]).secret
+    fake.enqueue(
+        Reply(tool_calls=[ToolCall("WebSearch", {"query": "relay gateway news"})]),  # the main loop's model
+        searched("relay gateway news"),  # Claude Code's WebSearch side call: the forced search
+        Reply(text="Relay shipped web search (https://example.com/1)."),  # ... and its summary
+    )
+    fake.set_default(Reply(text="Done: Relay shipped web search."))
+    (tmp_path / "work").mkdir()
+    result = run_claude(binary, searching.url, key, "Search the web for relay gateway news.", tmp_path / "work",
+                        tmp_path / "home", "claude-sonnet-5")  # fmt: skip
+    assert result["is_error"] is False and result["result"] == "Done: Relay shipped web search.", result
+    assert [r.query["q"] for r in search.requests] == ["relay gateway news"]
+    side = [r.json for r in fake.requests if r.json.get("tool_choice")]
+    assert side[0]["tool_choice"] == {"type": "function", "function": {"name": "web_search"}}
+    # Claude Code turned the blocks into its WebSearch tool result: the links, then the side call's text.
+    [tool] = [m for m in fake.requests[-1].json["messages"] if m["role"] == "tool"]
+    assert "https://example.com/1" in tool["content"]
+    assert "Relay shipped web search (https://example.com/1)." in tool["content"]
