@@ -64,7 +64,8 @@ async def spend_over_time(session: AsyncSession, tenant_id: str, data: Dashboard
         for b in data.series:
             micro = per.get(b.title[:13] if data.range == "24h" else b.title, 0)
             points.append((b.label, micro / 1_000_000, money(micro), b.title))
-        out.append(SpendSeries(_label(dim, by, labels), sum(per.values()), charts.columns(points, fmt="money")))
+        chart = charts.columns(points, fmt="money", width=380, height=170)  # a grid cell is 280-460 px
+        out.append(SpendSeries(_label(dim, by, labels), sum(per.values()), chart))
     return out
 
 

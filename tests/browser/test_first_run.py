@@ -36,7 +36,7 @@ pytestmark = pytest.mark.browser
 NEW_PASSWORD = "my own first-run passphrase"
 WIDE = {"width": 1440, "height": 900}
 PHONE = {"width": 390, "height": 844}
-PAGES = ("/dashboard", "/keys", "/models", "/usage", "/members", "/account", "/platform/tenants")
+PAGES = ("/dashboard", "/keys", "/models", "/upstreams", "/usage", "/members", "/account", "/platform/tenants")
 
 
 @dataclass
