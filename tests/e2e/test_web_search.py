@@ -251,3 +251,14 @@ def test_claude_code_s_websearch_runs_through_relay(searching, search, fake, tmp
     [tool] = [m for m in fake.requests[-1].json["messages"] if m["role"] == "tool"]
     assert "https://example.com/1" in tool["content"]
     assert "Relay shipped web search (https://example.com/1)." in tool["content"]
+
+
+def test_a_stated_output_limit_is_clamped_and_the_loop_runs_once(searching, search, fake, tenant_key):
+    seed, tenant, key = tenant_key
+    fake.max_output_tokens = 100  # the upstream refuses max_tokens above 100, in DeepSeek's words
+    fake.enqueue(searched("relay news"), Reply(text="Relay shipped web search."))
+    msg = ask(searching.url, key, False, tools=[SEARCH_TOOL], max_tokens=200)
+    assert [b.type for b in msg.content] == ["server_tool_use", "web_search_tool_result", "text"]
+    assert [r.json["max_tokens"] for r in fake.requests] == [200, 100, 100] and len(search.requests) == 1
+    [row] = seed.usage_rows(tenant, expect=1)
+    assert (row.status, row.attempts) == (200, 2)

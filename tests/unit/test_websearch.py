@@ -10,7 +10,7 @@ import pytest
 from gateway.convert import CapabilityProfile, anthropic_request_to_openai
 from gateway.convert.a2o_websearch import WebSearchSpec
 from gateway.plans import SearchPlan, _search_plan
-from gateway.websearch.backend import SearchFailed, parse_results, search_origin
+from gateway.websearch.backend import SearchBackend, SearchFailed, parse_results, search_origin
 from gateway.websearch.blocks import Hit, message_events, pick, query_error
 from gateway.websearch.loop import run
 
@@ -157,3 +157,36 @@ def _replay(raw: bytes) -> Any:
     transport = httpx2.MockTransport(lambda request: httpx2.Response(200, content=raw,
                                     headers={"content-type": "text/event-stream"}))  # fmt: skip
     return httpx2.Client(transport=transport)
+
+
+async def test_the_backend_session_reaches_the_configured_origin_only() -> None:
+    import aiohttp
+
+    from gateway.ssrf import BlockedAddress
+
+    backend = SearchBackend("http://127.0.0.1:9/search")  # nothing listens there: only the guard's verdict counts
+    try:
+        for url in ("http://127.0.0.1:8080/", "http://169.254.169.254/latest/meta-data/", "http://localhost:9/"):
+            with pytest.raises(aiohttp.ClientConnectorError) as refused:
+                await backend._session.get(url)
+            assert isinstance(refused.value.os_error, BlockedAddress)
+        with pytest.raises(SearchFailed) as failed:  # its own origin is admitted: the connection is refused instead
+            await backend.search("q")
+        assert failed.value.code == "unavailable"
+    finally:
+        await backend.close()
+
+
+def test_settings_read_the_search_backend_and_refuse_a_bad_url() -> None:
+    from gateway.settings import Settings, SettingsError
+
+    env = {"RELAY_ENV": "dev", "RELAY_SECRET_KEY": "k" * 20, "RELAY_WEB_SEARCH_URL": "http://searx:8080/search",
+           "RELAY_WEB_SEARCH_KEY": "tok", "RELAY_WEB_SEARCH_PRICE": "5", "RELAY_WEB_SEARCH_TIMEOUT": "3"}  # fmt: skip
+    s = Settings.from_env(env)
+    assert (s.web_search_url, s.web_search_key, s.web_search_price, s.web_search_timeout_s) == (
+        "http://searx:8080/search", "tok", 5.0, 3.0
+    )  # fmt: skip
+    assert "tok" not in repr(s)
+    assert Settings.from_env({**env, "RELAY_WEB_SEARCH_URL": ""}).web_search_url == ""
+    with pytest.raises(SettingsError):
+        Settings.from_env({**env, "RELAY_WEB_SEARCH_URL": "searx:8080"})
