@@ -46,12 +46,13 @@ class LastError:
 
 async def _find(db: AsyncSession, admin: Admin, upstream_id: str) -> UpstreamRow:
     """The shown tenant's upstream, else (platform admins only) the platform's; anything else is not found."""
-    try:
-        return await upstreams.upstream_by_id(db, upstream_id, tenant_id=admin.tenant_id)
-    except NotFound:
-        if not admin.platform_admin:
-            raise
-    return await upstreams.upstream_by_id(db, upstream_id, tenant_id=None)
+    owners = [admin.tenant_id, None] if admin.platform_admin else [admin.tenant_id]
+    for owner in owners:
+        try:
+            return await upstreams.upstream_by_id(db, upstream_id, tenant_id=owner)
+        except NotFound:
+            continue
+    raise NotFound("This upstream does not exist, or it belongs to someone else.")
 
 
 def _may_change(admin: Admin, row: UpstreamRow) -> None:

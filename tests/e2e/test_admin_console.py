@@ -163,6 +163,17 @@ def test_upstream_page_shows_the_last_failed_request(stack, fake):
     health = page.split("<h2>Health</h2>")[1].split("</dl>")[0]
     assert f'<span class="badge bad">{r.status_code}</span>' in health and request_id in health
     assert "none recorded" not in health and ">closed<" in health
+    breakers = stack.gateway.services.relay.breakers  # this worker's breaker: the page reads the same object
+    while breakers.state(up.id) != "open":
+        breakers.failure(up.id)
+    try:
+        assert '<span class="badge bad" title="Requests skip this upstream' in owner.get(f"/upstreams/{up.id}").text
+        assert ">open</span>" in owner.get("/upstreams").text
+    finally:
+        breakers.success(up.id)
+    intruder = signed_in(stack, stack.seed.tenant())
+    r = intruder.get(f"/upstreams/{up.id}")
+    assert r.status_code == 404 and "belongs to someone else" in r.text and up.name not in r.text
 
 
 def _many_keys(stack: Any, tenant: Any, n: int) -> None:
