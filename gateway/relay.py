@@ -20,7 +20,7 @@ import msgspec
 
 from gateway import metrics
 from gateway.convert.types import StreamTap
-from gateway.convert.usage import estimate_tokens
+from gateway.convert.usage import estimate_tokens, usage_from_openai
 from gateway.domain import Dialect, Principal, Route, Usage
 from gateway.drain import Drain
 from gateway.errors import GatewayError, UpstreamError, UpstreamUnavailable
@@ -74,6 +74,9 @@ class Call:
     """The caller's own ``x-request-id``, for correlation only (never the ledger's key)."""
     endpoint: str = "chat"
     """``chat`` (the door's own API), or ``embeddings`` / ``completions`` through the OpenAI door."""
+    consumed: list[Usage] = field(default_factory=list)
+    """Tokens of failed attempts whose upstream had already answered part of them (the earlier calls of a web
+    search loop), shared by the attempts like ``spent``: the request's one row counts them."""
     keeper: Keeper | None = None
     """Keeps a server-held conversation's turn: ``complete`` with the final reply before its last byte
     is sent (so a client that continues at once finds it), else ``abandon`` when the call ends."""
@@ -284,6 +287,7 @@ class Relay:
         """Relay runs the request's web searches (``gateway.websearch.loop``), all before the first byte: one
         ledger row with the summed usage, the searches' price added to its cost."""
         secret = call.route.upstream.api_key
+        answered: list[Usage] = []
 
         async def exchange(body: dict[str, Any]) -> dict[str, Any]:
             resp = await self._open(call, replace(plan.request, body=_encode(body)))
@@ -303,13 +307,16 @@ class Relay:
                 resp.release()
             if not isinstance(doc, dict):
                 raise UpstreamUnavailable("upstream sent a response that is not a JSON object")
+            answered.append(usage_from_openai(doc.get("usage")))
             return doc
 
         try:
             outcome = await search_loop.run(search, exchange, backend.search, new_id)
         except _Clamp as clamp:
+            call.consumed += answered
             return await self._retry_clamped(call, clamp.status, clamp.stated)
         except GatewayError as exc:
+            call.consumed += answered  # the loop's earlier upstream calls were answered: they are billed
             raise scrubbed_error(exc, secret) from None
         extra = backend.micro_usd_per_search * outcome.searches
         self._record(call, outcome.usage, 200, _ms_since(call.started) if call.stream else None, None, extra)
@@ -509,6 +516,8 @@ class Relay:
         """The request's one ledger row; ``extra_cost`` (micro-USD) is what it cost beyond tokens (web searches)."""
         route = call.route
         asked = call.requested_model or route.public_name
+        for earlier in call.consumed:
+            usage = usage.plus(earlier)
         rec = UsageRecord(
             request_id=call.request_id,
             tenant_id=call.principal.tenant_id,

@@ -45,16 +45,6 @@ class Outcome:
     """Searches the backend answered (what ``usage.server_tool_use.web_search_requests`` says and is billed)."""
 
 
-def _add(a: Usage, b: Usage) -> Usage:
-    return Usage(
-        a.input_tokens + b.input_tokens,
-        a.output_tokens + b.output_tokens,
-        a.cache_read_tokens + b.cache_read_tokens,
-        a.cache_write_tokens + b.cache_write_tokens,
-        a.estimated or b.estimated,
-    )
-
-
 def _is_search(block: dict[str, Any]) -> bool:
     return block.get("type") == "tool_use" and block.get("name") == WEB_SEARCH
 
@@ -103,7 +93,7 @@ async def run(plan: SearchPlan, exchange: Exchange, search: Search, new_id: Call
     last = plan.spec.max_uses + 2
     for n in range(1, last + 1):
         doc = await exchange(body)
-        usage = _add(usage, usage_from_openai(doc.get("usage")))
+        usage = usage.plus(usage_from_openai(doc.get("usage")))
         reply = openai_reply_to_anthropic(doc, model=plan.model, new_id=new_id, hints=plan.hints)
         content: list[dict[str, Any]] = reply.get("content") or []
         if not any(_is_search(b) for b in content):

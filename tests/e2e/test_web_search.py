@@ -262,3 +262,17 @@ def test_a_stated_output_limit_is_clamped_and_the_loop_runs_once(searching, sear
     assert [r.json["max_tokens"] for r in fake.requests] == [200, 100, 100] and len(search.requests) == 1
     [row] = seed.usage_rows(tenant, expect=1)
     assert (row.status, row.attempts) == (200, 2)
+
+
+def test_an_upstream_failing_mid_loop_is_an_error_and_the_answered_calls_are_billed(
+    searching, search, fake, tenant_key
+):
+    seed, tenant, key = tenant_key
+    fake.enqueue(searched("relay news"), Reply(status=500, text="upstream broke"))
+    client = anthropic.Anthropic(base_url=searching.url, api_key=key, max_retries=0)
+    with pytest.raises(anthropic.APIStatusError) as failed:
+        client.messages.create(model="my-gpt", max_tokens=50, messages=[{"role": "user", "content": "q"}],
+                               tools=[SEARCH_TOOL])  # fmt: skip
+    assert failed.value.status_code >= 500 and "up-secret" not in str(failed.value.body)
+    [row] = seed.usage_rows(tenant, expect=1)
+    assert row.status == failed.value.status_code and (row.input_tokens, row.output_tokens) == (10, 5)
