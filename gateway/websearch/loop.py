@@ -99,10 +99,10 @@ async def run(plan: SearchPlan, exchange: Exchange, search: Search, new_id: Call
         if not any(_is_search(b) for b in content):
             return _outcome(reply, done + content, usage, searches.answered)
         done += await searches.turn(content, exhausted=n == last)
-        if n == last:
-            return _outcome({**reply, "stop_reason": "pause_turn"}, done, usage, searches.answered)
         if any(b.get("type") == "tool_use" for b in done):  # the client's own tool: its turn now
             return _outcome({**reply, "stop_reason": "tool_use"}, done, usage, searches.answered)
+        if n == last:
+            return _outcome({**reply, "stop_reason": "pause_turn"}, done, usage, searches.answered)
         body = {**body, "messages": base + plan.render(done)}
         if body.get("tool_choice") not in (None, "auto", "none"):
             body["tool_choice"] = "auto"

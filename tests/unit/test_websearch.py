@@ -190,3 +190,15 @@ def test_settings_read_the_search_backend_and_refuse_a_bad_url() -> None:
     assert Settings.from_env({**env, "RELAY_WEB_SEARCH_URL": ""}).web_search_url == ""
     with pytest.raises(SettingsError):
         Settings.from_env({**env, "RELAY_WEB_SEARCH_URL": "searx:8080"})
+
+
+async def test_a_client_tool_in_the_last_allowed_turn_still_goes_to_the_client() -> None:
+    last = completion("again")
+    last["choices"][0]["message"]["tool_calls"].append(
+        {"id": "call_t", "type": "function", "function": {"name": "get_time", "arguments": "{}"}}
+    )
+    script = Script(completion("first"), completion("second"), last)
+    tools = [{"type": "web_search_20250305", "name": "web_search", "max_uses": 1},
+             {"name": "get_time", "input_schema": {"type": "object"}}]  # fmt: skip
+    out = await run(plan(tools), script.exchange, script.search, ids)
+    assert out.message["stop_reason"] == "tool_use" and out.message["content"][-1]["name"] == "get_time"
