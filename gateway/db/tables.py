@@ -209,6 +209,8 @@ class UsageEvent(Base):
     """Upstream attempts inside this one request (retries and fallbacks): one request, one row."""
     served_model: Mapped[str | None] = mapped_column(sa.String(200))
     """The fallback model that finally answered, when it was not ``model`` (the one asked for)."""
+    conversion_notes: Mapped[str | None] = mapped_column(sa.String(1000))
+    """What translation dropped or changed, comma-separated as in the ``relay-conversion-notes`` header."""
 
 
 class AuditLog(Base):

@@ -255,6 +255,8 @@ class RequestRow:
     """Upstream attempts inside the request (retries and fallbacks)."""
     served_model: str | None = None
     """The fallback model that answered, when not ``model``."""
+    conversion_notes: str | None = None
+    """What translation dropped or changed, comma-separated (the ``relay-conversion-notes`` header)."""
 
     @property
     def cost_usd(self) -> float:

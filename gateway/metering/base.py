@@ -34,6 +34,8 @@ class UsageRecord:
     """The fallback model that answered, when not ``model`` (the one asked for)."""
     tries: tuple[tuple[str, int, str | None], ...] = ()
     """Failed attempts before the last: (model, status, error code), for the log line (not stored)."""
+    conversion_notes: tuple[str, ...] = ()
+    """What translation dropped or changed (the ``relay-conversion-notes`` header), kept in the request log."""
 
 
 class Meter(Protocol):

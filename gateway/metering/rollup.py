@@ -74,6 +74,7 @@ def event_row(rec: UsageRecord) -> dict[str, Any]:
         "ttft_ms": _int(rec.ttft_ms),
         "attempts": max(1, min(rec.attempts, 32_767)),
         "served_model": _clip(rec.served_model, 200),
+        "conversion_notes": _clip(",".join(rec.conversion_notes), 1000) or None,
     }
 
 

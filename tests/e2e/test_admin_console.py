@@ -8,14 +8,17 @@ platform admins only, and every change goes through ``gateway.manage`` (so it is
 from __future__ import annotations
 
 import re
+import secrets
 from typing import Any
 
 import httpx
 import sqlalchemy as sa
 from test_admin_auth import signed_in
 
-from gateway.db.tables import ApiKey, AuditLog, ModelRow, UpstreamRow
+from gateway.db.tables import ApiKey, AuditLog, ModelRow, UpstreamRow, UsageEvent
+from gateway.domain import Usage
 from gateway.manage import keys
+from gateway.metering import UsageRecord, rollup
 from gateway.testing.fake_upstream import Reply
 
 SECRET = "sk-upstream-secret-abcd1234WXYZ"
@@ -259,3 +262,34 @@ def test_dashboard_shows_spend_over_time_by_model_and_by_key(stack, fake):
         by_key = owner.get("/dashboard", params={"range": range_, "spend": "key"}).text
         spend = by_key.split('id="spend"')[1].split('<div class="card">')[0]
         assert "Spend of charted key" in spend and '<rect class="bar"' in spend, range_
+
+
+def test_request_detail_lists_the_stored_conversion_notes(stack, fake):
+    """The ledger keeps a request's conversion notes (``usage_events.conversion_notes``); the detail page lists them."""
+    tenant, up, model = _setup(stack, fake)
+    rec = UsageRecord(
+        request_id=f"req_notes{secrets.token_hex(8)}",
+        tenant_id=tenant.id,
+        key_id=None,
+        model=model.name,
+        upstream_id=up.id,
+        door_dialect="anthropic",
+        upstream_dialect="openai",
+        stream=False,
+        usage=Usage(input_tokens=10, output_tokens=2),
+        cost_micro_usd=14,
+        status=200,
+        latency_ms=120,
+        conversion_notes=("thinking_dropped", "web_search_dropped"),
+    )
+
+    async def write(s: Any) -> None:
+        await s.execute(sa.insert(UsageEvent).values(**rollup.event_row(rec)))
+
+    stack.seed.run(write)
+    owner = signed_in(stack, tenant)
+    page = owner.get(f"/usage/requests/{rec.request_id}").text
+    notes = page.split("Conversion notes</dt>")[1].split("</dd>")[0]
+    assert "<li>thinking_dropped</li>" in notes and "<li>web_search_dropped</li>" in notes
+    csv = owner.get("/usage.csv").text
+    assert "thinking_dropped,web_search_dropped" in csv
