@@ -92,6 +92,8 @@ class RequestOut(msgspec.Struct, kw_only=True):
     """Upstream attempts inside this request (retries and fallbacks): one request, one row."""
     served_model: str | None = None
     """The fallback model that answered, when not ``model``."""
+    conversion_notes: str | None = None
+    """What translation dropped or changed, comma-separated (the ``relay-conversion-notes`` header)."""
 
 
 class RequestsOut(msgspec.Struct, kw_only=True):
