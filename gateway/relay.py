@@ -4,6 +4,10 @@ Same dialect on both sides → passthrough: the client's body goes through with 
 changed. Otherwise the pure converters of ``gateway.convert`` translate both ways. Either way a
 stream is relayed chunk by chunk through one loop, the HTTP status is decided before the first
 byte, and usage is recorded however the call ends (including a client that goes away).
+
+The call's records live in ``gateway.calls``; this module stays one class on purpose (about 550 lines):
+attempts, retries, the stream loop and metering share the call's state, and the hot path reads top to
+bottom in one place.
 """
 
 from __future__ import annotations
@@ -12,20 +16,21 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from dataclasses import replace
+from typing import Any
 
 import aiohttp
 import msgspec
 
 from gateway import metrics
+from gateway.calls import Call, JSONReply, StreamReply, request_id_headers
 from gateway.convert.types import StreamTap
 from gateway.convert.usage import estimate_tokens, usage_from_openai
-from gateway.domain import Dialect, Principal, Route, Usage
+from gateway.domain import Dialect, Route, Usage
 from gateway.drain import Drain
 from gateway.errors import GatewayError, UpstreamError, UpstreamUnavailable
 from gateway.metering import Meter, UsageRecord, request_log_line
-from gateway.metering.limits import Limiter, Ticket, asked_output, output_model
+from gateway.metering.limits import Limiter, asked_output, output_model
 from gateway.metering.outputs import OutputStats
 from gateway.plans import Plan, SearchPlan, converts, make_plan, new_id
 from gateway.protocols.sse import SSEDecoder, SSEError
@@ -46,67 +51,6 @@ _encode = msgspec.json.Encoder().encode
 _decode_json = msgspec.json.Decoder().decode
 log = logging.getLogger("relay.request")
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
-
-
-@dataclass(slots=True)
-class Call:
-    """One client request at the relay: who, where to, what."""
-
-    request_id: str
-    principal: Principal
-    route: Route
-    door: Dialect
-    body: dict[str, Any]
-    headers: Mapping[str, str]
-    started: float = field(default_factory=time.monotonic)
-    notes: tuple[str, ...] = ()
-    """Conversion notes: what translation dropped or changed (also sent as ``relay-conversion-notes``)."""
-    ticket: Ticket | None = None
-    """The request's hold on its key's limits and budgets, settled once when the call is over."""
-    spent: list[int] = field(default_factory=lambda: [0, 0])
-    """Tokens and micro-USD of every attempt so far (fallbacks included), for settling the ticket."""
-    tries: list[tuple[str, int, str | None]] = field(default_factory=list)
-    """Failed attempts so far (model, status, error code), shared by the request's attempts like ``spent``:
-    retries and fallbacks are attempts inside one request, recorded as one ledger row."""
-    requested_model: str = ""
-    """The public model the client asked for (a fallback's attempt routes elsewhere)."""
-    client_request_id: str | None = None
-    """The caller's own ``x-request-id``, for correlation only (never the ledger's key)."""
-    endpoint: str = "chat"
-    """``chat`` (the door's own API), or ``embeddings`` / ``completions`` through the OpenAI door."""
-    consumed: list[Usage] = field(default_factory=list)
-    """Tokens of failed attempts whose upstream had already answered part of them (the earlier calls of a web
-    search loop), shared by the attempts like ``spent``: the request's one row counts them."""
-    keeper: Keeper | None = None
-    """Keeps a server-held conversation's turn: ``complete`` with the final reply before its last byte
-    is sent (so a client that continues at once finds it), else ``abandon`` when the call ends."""
-
-    @property
-    def stream(self) -> bool:
-        return self.body.get("stream") is True
-
-
-class Keeper(Protocol):
-    """What the relay asks of a server-held conversation (``gateway.held_responses``, ``gateway.held_threads``)."""
-
-    settled: bool
-
-    async def complete(self, reply: dict[str, Any]) -> None: ...
-
-    async def abandon(self) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class JSONReply:
-    status: int
-    body: bytes
-    headers: dict[str, str]
-
-
-@dataclass(frozen=True, slots=True)
-class StreamReply:
-    headers: dict[str, str]
-    chunks: AsyncIterator[bytes]
 
 
 class Relay:
@@ -526,6 +470,7 @@ class Relay:
             attempts=len(call.tries) + 1,
             served_model=route.public_name if route.public_name != asked else None,
             tries=tuple(call.tries),
+            conversion_notes=tuple(call.notes),
             upstream_id=route.upstream.id,
             door_dialect=call.door.value,
             upstream_dialect=route.dialect.value,
@@ -610,11 +555,6 @@ def _usage_or_estimate(call: Call, tap: StreamTap, *, started: bool) -> Usage:
     if usage.input_tokens == 0 and usage.cache_read_tokens == 0 and usage.cache_write_tokens == 0:
         usage = replace(usage, input_tokens=count_request(call.door, call.body), estimated=True)
     return usage
-
-
-def request_id_headers(request_id: str) -> dict[str, str]:
-    """Each SDK reads its own header: Anthropic's ``request-id``, OpenAI's ``x-request-id``."""
-    return {"request-id": request_id, "x-request-id": request_id}
 
 
 def _ms_since(start: float) -> int:

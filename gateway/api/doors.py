@@ -34,12 +34,12 @@ from gateway.api.asgi import (
 from gateway.api.errors import render_error
 from gateway.api.validate import parse_body
 from gateway.auth import extract_key
+from gateway.calls import Call, JSONReply, Keeper, StreamReply
 from gateway.db.outage import is_outage
 from gateway.domain import Dialect
 from gateway.drain import DRAIN_STATE, Drain
 from gateway.errors import GatewayError, InvalidRequest
 from gateway.metering.limits import Estimate, estimate_request
-from gateway.relay import Call, JSONReply, Keeper, StreamReply
 from gateway.services import Services
 from gateway.upstreams.headers import client_request_id
 

@@ -402,3 +402,12 @@ def test_a_body_that_never_arrives_is_408_and_the_connection_closes(stack, world
     status_line = reply.split(b"\r\n", 1)[0]
     assert status_line.split()[1] == b"408", reply[:300]
     assert world.fake.requests == []
+
+
+def test_a_requests_conversion_notes_are_kept_in_its_ledger_row(stack, world):
+    """What translation changed reaches the request's row (the admin UI's request page shows it)."""
+    world.fake.enqueue(Reply(text="ok"))
+    r = post(world, "openai", valid_body("openai", model="my-claude", stop=["\n\n", "END"]))
+    assert r.status_code == 200 and "stop_whitespace_dropped" in r.headers["relay-conversion-notes"]
+    (row,) = stack.seed.usage_rows(world.tenant, expect=1)
+    assert "stop_whitespace_dropped" in (row.conversion_notes or "").split(",")
