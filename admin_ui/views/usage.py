@@ -61,12 +61,16 @@ async def dashboard(
     )
     by_model = charts.rows([(r.model or "?", r.totals.cost_usd, money(r.totals.cost_micro_usd)) for r in data.by_model])
     by_model_req = charts.rows([(r.model or "?", r.totals.requests, f"{r.totals.requests:,}") for r in data.by_model])
+    # Tokens by key; requests when none has tokens yet (failed requests only), so they are not "no requests".
+    by_key_metric = "tokens" if any(r.totals.input_tokens + r.totals.output_tokens for r in data.by_key) else "requests"
     by_key = charts.rows(
         [
             (
                 _key_label(r),
-                r.totals.input_tokens + r.totals.output_tokens,
-                f"{r.totals.input_tokens + r.totals.output_tokens:,}",
+                r.totals.input_tokens + r.totals.output_tokens if by_key_metric == "tokens" else r.totals.requests,
+                f"{r.totals.input_tokens + r.totals.output_tokens:,}"
+                if by_key_metric == "tokens"
+                else f"{r.totals.requests:,}",
             )
             for r in data.by_key
         ]
@@ -80,6 +84,7 @@ async def dashboard(
         by_model=by_model if any(r.totals.cost_micro_usd for r in data.by_model) else by_model_req,
         by_model_metric="cost" if any(r.totals.cost_micro_usd for r in data.by_model) else "requests",
         by_key=by_key,
+        by_key_metric=by_key_metric,
         spend_by=spend_by,
         spend_series=spend_series,
         key_label=_key_label,

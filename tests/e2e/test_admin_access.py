@@ -207,6 +207,24 @@ def test_keys_made_in_the_ui_work_and_their_usage_is_listed(stack, fake):
         assert audited.get(action, "").startswith("user:u-"), (action, audited)
 
 
+def test_a_key_with_only_failed_requests_is_listed_by_requests_on_the_dashboard(stack, fake):
+    """Failed requests have no tokens: "By key" counts requests then, instead of saying "No requests yet"."""
+    tenant = stack.seed.tenant()
+    owner = signed_in(stack, tenant)
+    add_model(owner, fake.url, "failing-model")
+    _, secret = create_key(owner, name="failing key")
+    fake.enqueue(Reply(status=400, text="bad request"))
+    r = httpx.post(
+        stack.url + "/v1/chat/completions",
+        headers={"authorization": f"Bearer {secret}"},
+        json={"model": "failing-model", "messages": [{"role": "user", "content": "hi"}]},
+    )
+    assert r.status_code == 400
+    stack.seed.usage_rows(tenant, expect=1)
+    by_key = owner.get("/dashboard").text.split("By key", 1)[1].split("</div>", 1)[0]
+    assert "requests" in by_key and "failing key" in by_key and "No requests yet" not in by_key
+
+
 async def _audit(s: Any, tenant_id: str) -> list[tuple[str, str]]:
     rows = await s.execute(sa.select(AuditLog.action, AuditLog.actor).where(AuditLog.tenant_id == tenant_id))
     return [(a, b) for a, b in rows]
