@@ -92,6 +92,31 @@ async def create_tenant(request: Request[Any, Any, Any]) -> Response[Any]:
     return redirect(request, "/platform/tenants", flash=shown)
 
 
+@post("/platform/tenants/delete", opt=WRITE)
+async def delete_tenant(request: Request[Any, Any, Any]) -> Response[Any]:
+    """``relay tenants delete``'s twin: the name typed again to confirm; live keys need the box ticked."""
+    admin = admin_of(request)
+    form = await Form.read(request)
+    name = form.text("delete_name", label="Tenant", required=True)
+    confirm = form.text("delete_confirm", label="Its name again", required=True)
+    if form.ok and confirm != name:
+        form.errors["delete_confirm"] = "Type the tenant's name exactly, to confirm."
+    if form.ok and name == admin.home_tenant_name:
+        form.errors["delete_name"] = "You cannot delete the tenant your own account belongs to."
+    if not form.ok:
+        return await _tenants_page(request, form, status=400)
+    try:
+        async with services_of(request).sessions.begin() as db:
+            tenant = await tenants.get_tenant(db, name)
+            await tenants.delete_tenant(db, tenant, force=form.checked("delete_force"), actor=admin.actor.label)
+    except GatewayError as exc:
+        form.fail(exc)
+        return await _tenants_page(request, form, status=409 if exc.status_code == 409 else 400)
+    services_of(request).invalidation.invalidate("keys")  # its keys stop working on every worker at once
+    shown = await flash.stash(request, {"deleted": name})
+    return redirect(request, "/platform/tenants", flash=shown)
+
+
 async def _providers_page(request: Request[Any, Any, Any], form: Form, *, status: int = 200) -> Response[str]:
     services = services_of(request)
     async with services.sessions() as db:
@@ -163,4 +188,12 @@ async def set_price(request: Request[Any, Any, Any]) -> Response[Any]:
     return redirect(request, "/platform/providers", notice="price-saved")
 
 
-PLATFORM_HANDLERS = [tenants_page, create_tenant, providers_page, enable_provider, disable_provider, set_price]
+PLATFORM_HANDLERS = [
+    tenants_page,
+    create_tenant,
+    delete_tenant,
+    providers_page,
+    enable_provider,
+    disable_provider,
+    set_price,
+]

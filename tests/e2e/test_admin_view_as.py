@@ -132,3 +132,40 @@ def _ids(client: AdminClient) -> list[str]:
     raw = client.session_cookie
     assert raw
     return [hash_id(raw)]
+
+
+def test_a_platform_admin_deletes_a_tenant_from_the_tenants_page(stack, fake):
+    """``relay tenants delete``'s twin: confirmed by name, refused while keys live unless ticked, never
+    the admin's own tenant; the tenant's keys go and its usage history stays."""
+    acme, _, _ = _acme(stack, fake)
+    home = stack.seed.tenant()
+    admin = AdminClient(stack)
+    assert admin.login(make_user(stack, home, platform_admin=True)).status_code == 303
+    form = {"delete_name": acme.name, "delete_confirm": acme.name + "x"}
+    r = admin.post("/platform/tenants/delete", form, csrf_from="/platform/tenants")
+    assert r.status_code == 400 and "Type the tenant&#39;s name exactly" in r.text
+    r = admin.post("/platform/tenants/delete", {**form, "delete_confirm": acme.name}, csrf_from="/platform/tenants")
+    assert r.status_code == 409 and "live key" in r.text
+    own = {"delete_name": home.name, "delete_confirm": home.name, "delete_force": "on"}
+    r = admin.post("/platform/tenants/delete", own, csrf_from="/platform/tenants")
+    assert r.status_code == 400 and "your own account belongs to" in r.text
+    forced = {"delete_name": acme.name, "delete_confirm": acme.name, "delete_force": "on"}
+    r = admin.post("/platform/tenants/delete", forced, csrf_from="/platform/tenants")
+    assert r.status_code == 303
+    page = admin.follow(r).text
+    assert f"Tenant <strong>{acme.name}</strong> deleted" in page
+    assert admin.get("/platform/tenants").text.count(f"<strong>{acme.name}</strong> deleted") == 0  # shown once
+    assert stack.seed.usage_rows(acme, expect=1)  # the ledger keeps its history
+    assert _all(stack, sa.select(ApiKey.id).where(ApiKey.tenant_id == acme.id)) == []
+    audited = _all(stack, sa.select(AuditLog.action).where(AuditLog.tenant_id == acme.id))
+    assert ("tenant.delete",) in [tuple(a) for a in audited]
+
+
+def test_a_tenant_owner_cannot_delete_tenants(stack, fake):
+    acme, _, owner_email = _acme(stack, fake)
+    owner = AdminClient(stack)
+    assert owner.login(owner_email).status_code == 303
+    form = {"delete_name": acme.name, "delete_confirm": acme.name, "delete_force": "on"}
+    r = owner.post("/platform/tenants/delete", form, csrf_from="/dashboard")
+    assert r.status_code in (403, 404)
+    assert stack.seed.run(lambda s: tenants.get_tenant(s, acme.name)).id == acme.id
