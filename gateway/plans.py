@@ -225,6 +225,7 @@ def _passthrough(
         continued = isinstance(thread, dict) and thread.get("type") == "continue"
         body, notes = sanitize_anthropic_body(body, pair=not continued)
         body["model"] = route.upstream_model
+        _clamp_output(body, route, ("max_tokens",), notes)
         return Plan(
             request=UpstreamRequest(url, headers, _encode(body)),
             make_tap=lambda: AnthropicPassthrough(model=public),
@@ -233,6 +234,7 @@ def _passthrough(
             notes=tuple(notes),
         )
     body = {**body, "model": route.upstream_model}
+    _clamp_output(body, route, ("max_tokens", "max_completion_tokens"), notes)
     wants_usage = client_wants_usage(body)
     if body.get("stream") is True and not wants_usage and route.profile.get("supports_stream_options", True):
         body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
@@ -243,7 +245,27 @@ def _passthrough(
         ),
         answer_json=lambda raw: _renamed(raw, public, usage_from_openai),
         error=_plain_error(secret),
+        notes=tuple(notes),
     )
+
+
+def _clamp_output(body: dict[str, Any], route: Route, fields: tuple[str, ...], notes: list[str]) -> None:
+    """A passed-through request asking for more output than the model's known limit asks for the limit
+    (``max_tokens_clamped``) instead of earning a 400; a thinking budget that would no longer fit under it
+    leaves the request as it is."""
+    cap = route.profile.get("max_output_tokens")
+    if not isinstance(cap, int) or cap <= 0:
+        return
+    thinking = body.get("thinking")
+    budget = thinking.get("budget_tokens") if isinstance(thinking, dict) else None
+    if isinstance(budget, int) and budget >= cap:
+        return
+    for name in fields:
+        asked = body.get(name)
+        if isinstance(asked, int) and asked > cap:
+            body[name] = cap
+            if "max_tokens_clamped" not in notes:
+                notes.append("max_tokens_clamped")
 
 
 def _anthropic_to_openai(

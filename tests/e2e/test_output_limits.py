@@ -95,3 +95,29 @@ def test_a_limit_that_still_fails_is_not_retried_again(world):
     else:
         raise AssertionError("the second refusal must reach the client")
     assert asked(world) == [128000, 8192]
+
+
+def test_a_passed_through_request_is_clamped_to_the_models_known_limit(stack, world):
+    """Same dialect both sides: the model's known limit (its max_output_tokens) clamps max_tokens before the
+    upstream can refuse it; a thinking budget that would not fit leaves the request as it is."""
+    seed = stack.seed
+    up_o = seed.upstream(world.tenant, base_url=world.fake.url + "/v1", dialect="openai", name="lim-o")
+    up_a = seed.upstream(world.tenant, base_url=world.fake.url, dialect="anthropic", name="lim-a")
+    seed.model(world.tenant, up_o, "gpt-8k", upstream_model="g", max_output_tokens=8192)
+    seed.model(world.tenant, up_a, "claude-32k", upstream_model="c", max_output_tokens=32000)
+    world.fake.enqueue(Reply(text="a"), Reply(text="b"), Reply(text="c"))
+    r = httpx.post(
+        world.url + "/v1/chat/completions",
+        headers={"authorization": f"Bearer {world.key}"},
+        json={"model": "gpt-8k", "max_completion_tokens": 128000, "messages": [{"role": "user", "content": "x"}]},
+        timeout=30,
+    )
+    assert r.status_code == 200 and r.headers["relay-conversion-notes"] == "max_tokens_clamped"
+    assert world.fake.requests[-1].json["max_completion_tokens"] == 8192
+    claude(world).messages.create(model="claude-32k", max_tokens=128000, messages=[{"role": "user", "content": "x"}])
+    assert world.fake.requests[-1].json["max_tokens"] == 32000
+    thinking = {"type": "enabled", "budget_tokens": 40000}
+    claude(world).messages.create(
+        model="claude-32k", max_tokens=128000, thinking=thinking, messages=[{"role": "user", "content": "x"}]
+    )
+    assert world.fake.requests[-1].json["max_tokens"] == 128000  # the upstream says what to do instead
