@@ -34,10 +34,12 @@ async def purge_expired(
 
 
 async def held_conversations(session: AsyncSession, tenant_id: str, now: datetime | None = None) -> tuple[int, int]:
-    """A tenant's live stored turns and their total plaintext size in bytes (``relay usage``, the admin UI)."""
+    """A tenant's live stored turns and their total plaintext size in bytes (``relay usage``, the admin UI).
+
+    Conversations only: the message-batch routes kept in the same table are not turns of a conversation."""
     t = ConversationTurn
     query = sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(t.size_bytes), 0)).where(
-        t.tenant_id == tenant_id, t.expires_at > (now or datetime.now(UTC))
+        t.tenant_id == tenant_id, t.expires_at > (now or datetime.now(UTC)), t.kind.in_(("response", "thread"))
     )
     count, size = (await session.execute(query)).one()
     return int(count), int(size)

@@ -9,6 +9,8 @@ from typing import Any
 import anthropic
 import pytest
 
+from gateway.conversation_upkeep import held_conversations
+
 Request = dict[str, Any]
 
 
@@ -52,6 +54,8 @@ def test_create_retrieve_results_and_metering_once(stack, world):
 
 def test_another_key_sees_nothing(stack, world):
     batch = client(world).messages.batches.create(requests=[request("a")])
+    # Kept beside held conversations, but not counted as one.
+    assert stack.seed.run(lambda s: held_conversations(s, world.tenant.id)) == (0, 0)
     other = stack.seed.key(world.tenant).secret
     with pytest.raises(anthropic.NotFoundError):
         client(world, other).messages.batches.retrieve(batch.id)
