@@ -138,8 +138,29 @@ class Limits:
 
 
 @dataclass(frozen=True, slots=True)
+class UpstreamKey:
+    """One active credential of an upstream's key pool, decrypted (never logged, never rendered).
+
+    ``priority``: lower is used first; ``weight``: its share among the keys of its priority;
+    ``rpm``/``tpm``: its own per-minute limits (None: unlimited).
+    """
+
+    id: str
+    secret: str = field(repr=False)
+    name: str = ""
+    weight: int = 1
+    priority: int = 1
+    rpm: int | None = None
+    tpm: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Upstream:
-    """A provider endpoint with its decrypted credential (never logged, never rendered)."""
+    """A provider endpoint with its decrypted credential (never logged, never rendered).
+
+    ``keys`` is its pool of active credentials; ``api_key``/``key_id`` are the one this copy carries
+    (the pool's first until the relay picks one per attempt: ``gateway.upstreams.pool``).
+    """
 
     id: str
     name: str
@@ -150,6 +171,8 @@ class Upstream:
     extra_headers: tuple[tuple[str, str], ...] = ()
     timeout_s: float | None = None
     profile: dict[str, Any] = field(default_factory=dict)
+    keys: tuple[UpstreamKey, ...] = ()
+    key_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,9 +23,10 @@ from gateway.cache import TTLCache
 from gateway.catalog.state import ProviderState, provider_states
 from gateway.db.outage import Outage
 from gateway.db.tables import ModelRow, UpstreamRow
-from gateway.domain import Dialect, Price, Principal, Route, Upstream, merge_profile
+from gateway.db.upstreams import keys_of, upstream_from_rows
+from gateway.domain import Price, Principal, Route, Upstream, merge_profile
 from gateway.errors import NotFound, PermissionDenied
-from gateway.security import SecretBox, upstream_secret_context
+from gateway.security import SecretBox
 
 THINKING_SUFFIX = "-thinking"
 ModelTable = dict[str, Route]
@@ -114,28 +115,13 @@ class Router:
                 if tenant_id is None
                 else {}
             )
+            pools = await keys_of(session, {up.id for _, up in rows})
             upstreams: dict[str, Upstream] = {}
             for model, up in rows:  # the operator's own platform models win over catalog entries
                 if up.id not in upstreams:
-                    upstreams[up.id] = upstream_from_row(up, self._box)
+                    upstreams[up.id] = upstream_from_rows(up, pools[up.id], self._box)
                 table[model.name] = _route(model, upstreams[up.id])
         return table
-
-
-def upstream_from_row(row: UpstreamRow, box: SecretBox) -> Upstream:
-    """The domain record of a stored upstream, its credential decrypted (bound to its row)."""
-    key = box.decrypt(row.api_key_encrypted, context=upstream_secret_context(row.id)) if row.api_key_encrypted else ""
-    return Upstream(
-        id=row.id,
-        name=row.name,
-        tenant_id=row.tenant_id,
-        dialect=Dialect(row.dialect),
-        base_url=row.base_url,
-        api_key=key,
-        extra_headers=tuple((row.extra_headers or {}).items()),
-        timeout_s=row.timeout_s,
-        profile=dict(row.profile or {}),
-    )
 
 
 def _route(model: ModelRow, upstream: Upstream) -> Route:

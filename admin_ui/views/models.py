@@ -19,11 +19,11 @@ from admin_ui.guard import admin_of
 from admin_ui.lookups import built_in_models, states, tenant_of
 from admin_ui.web import page, redirect, services_of
 from gateway.db.tables import ModelRow, UpstreamRow
+from gateway.db.upstreams import load_upstream
 from gateway.errors import GatewayError, InvalidRequest
 from gateway.manage import upstreams
+from gateway.manage.documents import upstream_doc
 from gateway.probe import probe
-from gateway.routing import upstream_from_row
-from gateway.security import mask_secret, upstream_secret_context
 from gateway.services import Services
 from gateway.ssrf import Allowlist
 
@@ -37,15 +37,10 @@ PRICES = (
 )
 
 
-def key_hint(row: UpstreamRow, services: Services) -> str | None:
-    """ "•••• last4" of the stored key (never the key itself); None when there is none."""
-    if not row.api_key_encrypted:
-        return None
-    try:
-        secret = services.box.decrypt(row.api_key_encrypted, context=upstream_secret_context(row.id))
-    except Exception:  # sealed under another secret key: say it exists, nothing more
-        return "••••"
-    return "••••" + mask_secret(secret).lstrip("…")
+async def key_hint(db: AsyncSession, row: UpstreamRow, services: Services) -> str | None:
+    """ "•••• last4" of the pool's first active key (never the key itself); None when there is none."""
+    doc = await upstream_doc(db, row, services.box)
+    return "••••" + doc.api_key_hint.lstrip("…") if doc.api_key_hint is not None else None
 
 
 async def _users_of(db: AsyncSession, upstream_id: str) -> int:
@@ -171,6 +166,7 @@ async def _detail(
     async with services.sessions() as db:
         model, up = await upstreams.model_by_id(db, model_id, tenant_id=admin.tenant_id)
         shared = await _users_of(db, up.id)
+        hint = await key_hint(db, up, services)
     if form is None:
         form = Form.empty(
             name=model.name,
@@ -190,7 +186,7 @@ async def _detail(
         model=model,
         upstream=up,
         shared=shared,
-        key_hint=key_hint(up, services),
+        key_hint=hint,
         form=form,
         dialects=DIALECTS,
         prices=PRICES,
@@ -260,7 +256,7 @@ async def test_model(request: Request[Any, Any, Any], model_id: FromPath[str]) -
     services = services_of(request)
     async with services.sessions() as db:
         model, up = await upstreams.model_by_id(db, model_id, tenant_id=admin.tenant_id)
-        target = upstream_from_row(up, services.box)
+        target = await load_upstream(db, up, services.box)
         upstream_model = model.upstream_model
     # Tenant upstreams only through the SSRF-guarded session; the platform's through the plain pool.
     http = services.http if target.tenant_id is None else services.guarded_http

@@ -2,7 +2,7 @@
 
 Every rule lives in ``gateway.manage.upstreams`` (the CLI and the management API use the same functions);
 this module reads forms and renders. The API key is write-only: pages show "•••• last4" of it at most
-(``documents.upstream_out``), and extra-header values are masked the same way, since they may carry
+(``documents.upstream_doc``), and extra-header values are masked the same way, since they may carry
 credentials too. Another tenant's upstream, or the platform's for anyone but a platform admin, is a 404.
 """
 
@@ -24,11 +24,11 @@ from admin_ui.sessions import Admin
 from admin_ui.upstream_form import read_settings, settings_form
 from admin_ui.web import page, redirect, services_of
 from gateway.db.tables import ModelRow, UpstreamRow, UsageEvent
+from gateway.db.upstreams import load_upstream
 from gateway.errors import GatewayError, NotFound, PermissionDenied
 from gateway.manage import upstreams
-from gateway.manage.documents import Upstream, upstream_out
+from gateway.manage.documents import Upstream, upstream_doc, upstreams_out
 from gateway.probe import probe
-from gateway.routing import upstream_from_row
 from gateway.services import Services
 from gateway.ssrf import Allowlist
 
@@ -98,7 +98,7 @@ async def upstreams_page(request: Request[Any, Any, Any]) -> Response[str]:
             rows += await upstreams.list_upstreams(db, tenant_id=None)
         counted = sa.select(ModelRow.upstream_id, sa.func.count()).group_by(ModelRow.upstream_id)
         models: dict[str, int] = {u: n for u, n in await db.execute(counted)}  # noqa: C416 (a Result is no mapping)
-    docs = [upstream_out(r, services.box) for r in rows]
+        docs = await upstreams_out(db, rows, services.box)
     return page(
         request,
         "upstreams.html",
@@ -125,7 +125,7 @@ async def _detail(
         used_by = await _models_on(db, row.id)
         failure = await last_error(db, row, admin.tenant_id)
         test_models = list(await db.scalars(sa.select(ModelRow.upstream_model).where(ModelRow.upstream_id == row.id)))
-    doc: Upstream = upstream_out(row, services.box)
+        doc: Upstream = await upstream_doc(db, row, services.box)
     can = admin.allows("manage") and (row.tenant_id is not None or admin.allows("platform"))
     return page(
         request,
@@ -233,7 +233,7 @@ async def test_upstream(request: Request[Any, Any, Any], upstream_id: FromPath[s
     async with services.sessions() as db:
         row = await _find(db, admin, upstream_id)
         _may_change(admin, row)
-        target = upstream_from_row(row, services.box)
+        target = await load_upstream(db, row, services.box)
     # Tenant upstreams only through the SSRF-guarded session; the platform's through the plain pool.
     http = services.http if target.tenant_id is None else services.guarded_http
     result = (await probe(http, target, model, timeout_s=20.0)).to_dict()

@@ -119,14 +119,14 @@ async def show(args: argparse.Namespace, settings: Settings) -> int:
 
 async def test(args: argparse.Namespace, settings: Settings) -> int:
     """Probe a model's upstream for real; store what it learned in the model's capability profile."""
+    from gateway.db.upstreams import load_upstream
     from gateway.probe import probe
-    from gateway.routing import upstream_from_row
     from gateway.ssrf import Allowlist, guarded_session
     from gateway.upstreams.client import create_session
 
     async with session(settings) as db:
         model, up = await upstreams.get_model(db, args.name, tenant=await owner(db, args))
-        upstream = upstream_from_row(up, box(settings))
+        upstream = await load_upstream(db, up, box(settings))
         http = (
             create_session() if up.tenant_id is None else guarded_session(Allowlist.parse(settings.upstream_allowlist))
         )

@@ -46,7 +46,7 @@ async def list_(args: argparse.Namespace, settings: Settings) -> int:
             rows = [(u, tenant) for u in await upstreams.list_upstreams(db, tenant_id=tenant.id if tenant else None)]
         else:
             rows = await upstreams.all_upstreams(db)
-    docs = [documents.upstream_out(u, sealed) for u, _ in rows]
+        docs = await documents.upstreams_out(db, [u for u, _ in rows], sealed)
     if args.json:
         print_json(docs)
         return 0
@@ -60,7 +60,8 @@ async def list_(args: argparse.Namespace, settings: Settings) -> int:
 async def show(args: argparse.Namespace, settings: Settings) -> int:
     async with session(settings) as db:
         row = await upstreams.get_upstream(db, args.name, tenant=await owner(db, args))
-    print_json(documents.upstream_out(row, box(settings)))
+        doc = await documents.upstream_doc(db, row, box(settings))
+    print_json(doc)
     return 0
 
 
@@ -97,7 +98,7 @@ async def update(args: argparse.Namespace, settings: Settings) -> int:
         await upstreams.update_upstream(
             db, row, changes, box=sealed, allowlist=Allowlist.parse(settings.upstream_allowlist)
         )
-        doc = documents.upstream_out(row, sealed)
+        doc = await documents.upstream_doc(db, row, sealed)
     print(f"upstream {doc.name} of {owner_label(tenant)} updated: " + ", ".join(sorted(changes)))
     return 0
 

@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("migrate", help="upgrade the database schema to the newest revision")
     p.set_defaults(handler=_lazy("server", "migrate"))
 
-    for add_noun in (_tenants, _users, _upstreams, _models, _catalog, _providers, _keys, _tokens, _usage):
+    for add_noun in (_tenants, _users, _upstreams, _models, _catalog, _providers, _keys, _tokens, _usage, _webhooks):
         add_noun(sub)
     return parser
 
@@ -193,6 +193,50 @@ def _upstreams(sub: Sub) -> None:
     _scope(p)
     p.add_argument("--force", action="store_true", help="delete the models that use it too")
     p.set_defaults(handler=_lazy("upstreams", "delete"))
+    _upstream_keys(upstreams.add_parser("keys", help="an upstream's key pool").add_subparsers(metavar="ACTION"))
+
+
+def _upstream_keys(keys: Sub) -> None:
+    """``relay upstreams keys …``: the credentials of one upstream's pool (``gateway.manage.upstream_keys``)."""
+
+    def key_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--weight", type=int, metavar="N", help="share among keys of its priority (default 1)")
+        p.add_argument("--priority", type=int, metavar="N", help="lower is used first (default 1)")
+        p.add_argument("--name", metavar="NAME", help="a label (default key-N)")
+        p.add_argument("--rpm", type=int, metavar="N", help="this key's own requests per minute")
+        p.add_argument("--tpm", type=int, metavar="N", help="this key's own tokens per minute")
+
+    p = keys.add_parser("add", help="add a key to an upstream's pool")
+    p.add_argument("upstream")
+    _scope(p)
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--api-key-stdin", action="store_true", help="read the upstream key from standard input")
+    source.add_argument("--api-key-env", metavar="VAR", help="read the upstream key from this environment variable")
+    key_options(p)
+    p.set_defaults(handler=_lazy("upstream_keys", "add"))
+    p = keys.add_parser("list", help="the keys of an upstream's pool, with their state")
+    p.add_argument("upstream")
+    _scope(p)
+    _json(p)
+    p.set_defaults(handler=_lazy("upstream_keys", "list_"))
+    p = keys.add_parser("update", help="change a key's weight, priority, limits (0 removes one) or name")
+    p.add_argument("upstream")
+    p.add_argument("key_id", metavar="KEY_ID")
+    _scope(p)
+    key_options(p)
+    p.set_defaults(handler=_lazy("upstream_keys", "update"))
+    for verb, text in (
+        ("remove", "remove a key from the pool"),
+        ("enable", "put a disabled key back in the pool"),
+        ("disable", "take a key out of the pool until enabled"),
+    ):
+        p = keys.add_parser(verb, help=text, description=text)
+        p.add_argument("upstream")
+        p.add_argument("key_id", metavar="KEY_ID")
+        _scope(p)
+        if verb == "disable":
+            p.add_argument("--reason", default="disabled by an operator", help="shown beside the key")
+        p.set_defaults(handler=_lazy("upstream_keys", verb))
 
 
 def _models(sub: Sub) -> None:
@@ -332,3 +376,23 @@ def _usage(sub: Sub) -> None:
     p.add_argument("--by", choices=["day", "model", "key"], default="day", help="rows by (default day)")
     p.add_argument("--json", action="store_true", help="one JSON document (totals with the ledger's field names)")
     p.set_defaults(handler=_lazy("usage", "report"))
+
+
+def _webhooks(sub: Sub) -> None:
+    hooks = sub.add_parser("webhooks", help="alert webhooks (budgets, disabled keys, failing upstreams)")
+    actions = hooks.add_subparsers(metavar="ACTION")
+    p = actions.add_parser("add", help="add a webhook; its signing secret is the last line of output, shown once")
+    _scope(p)
+    p.add_argument("url")
+    p.add_argument("--events", metavar="E1,E2", help="the events it receives (default: all)")
+    p.set_defaults(handler=_lazy("webhooks", "add"))
+    p = actions.add_parser("list", help="list webhooks (every owner's unless --tenant or --platform)")
+    _scope(p, required=False)
+    _json(p)
+    p.set_defaults(handler=_lazy("webhooks", "list_"))
+    p = actions.add_parser("remove", help="remove a webhook")
+    p.add_argument("webhook_id", metavar="ID")
+    p.set_defaults(handler=_lazy("webhooks", "remove"))
+    p = actions.add_parser("test", help="send a signed test event now and print the receiver's answer")
+    p.add_argument("webhook_id", metavar="ID")
+    p.set_defaults(handler=_lazy("webhooks", "test"))

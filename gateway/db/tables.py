@@ -113,10 +113,33 @@ class UpstreamRow(Base):
     name: Mapped[str] = mapped_column(sa.String(200))
     base_url: Mapped[str] = mapped_column(sa.String(2000))
     dialect: Mapped[str] = mapped_column(sa.String(20))
-    api_key_encrypted: Mapped[str | None] = mapped_column(sa.Text)
     extra_headers: Mapped[dict[str, str]] = mapped_column(Json, default=dict)
     timeout_s: Mapped[float | None] = mapped_column(sa.Float)
     profile: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class UpstreamKeyRow(Base):
+    """One credential of an upstream's key pool (``gateway.upstreams.pool``).
+
+    The secret is sealed with the *upstream's* context (``upstream_secret_context(upstream_id)``): it cannot be
+    moved to another upstream, and the migration that made pools could move the one stored key here unchanged.
+    ``state`` is ``active`` or ``disabled`` (with ``disabled_reason``); cooling after a 429 is transient and
+    lives in the pool's shared state, not here. ``priority``: lower first; ``weight``: share within a priority.
+    """
+
+    __tablename__ = "upstream_keys"
+    id: Mapped[str] = mapped_column(sa.String(32), primary_key=True, default=new_id)
+    upstream_id: Mapped[str] = mapped_column(sa.ForeignKey("upstreams.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(sa.String(200), default="")
+    api_key_encrypted: Mapped[str] = mapped_column(sa.Text)
+    weight: Mapped[int] = mapped_column(sa.Integer, default=1, server_default="1")
+    priority: Mapped[int] = mapped_column(sa.Integer, default=1, server_default="1")
+    rpm_limit: Mapped[int | None] = mapped_column(sa.Integer)
+    tpm_limit: Mapped[int | None] = mapped_column(sa.Integer)
+    state: Mapped[str] = mapped_column(sa.String(16), default="active", server_default="active")
+    disabled_reason: Mapped[str | None] = mapped_column(sa.String(500))
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -176,6 +199,7 @@ class UsageEvent(Base):
         sa.Index("ix_usage_events_tenant_time", "tenant_id", "created_at", "id"),
         sa.Index("ix_usage_events_key_time", "key_id", "created_at", "id"),
         sa.Index("ix_usage_events_tenant_model_time", "tenant_id", "model", "created_at", "id"),
+        sa.Index("ix_usage_events_upstream_key_time", "upstream_key_id", "created_at"),
         sa.Index(
             "ix_usage_events_tenant_errors",
             "tenant_id",
@@ -192,6 +216,8 @@ class UsageEvent(Base):
     key_id: Mapped[str | None] = mapped_column(sa.String(32))
     model: Mapped[str] = mapped_column(sa.String(200))
     upstream_id: Mapped[str | None] = mapped_column(sa.String(32))
+    upstream_key_id: Mapped[str | None] = mapped_column(sa.String(32))
+    """The pool key that carried the last attempt (``upstream_keys.id``); NULL for catalog providers."""
     door_dialect: Mapped[str] = mapped_column(sa.String(20))
     upstream_dialect: Mapped[str | None] = mapped_column(sa.String(20))
     stream: Mapped[bool] = mapped_column(sa.Boolean, default=False)
@@ -318,3 +344,45 @@ class ConversationTurn(Base):
     successor: Mapped[str | None] = mapped_column(sa.String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Webhook(Base):
+    """An alert endpoint of a tenant (or, ``tenant_id`` NULL, of the platform): ``gateway.webhooks``.
+
+    ``events`` lists the event types it receives (empty: all). The signing secret is sealed with the
+    webhook's own context and shown once, when created.
+    """
+
+    __tablename__ = "webhooks"
+    id: Mapped[str] = mapped_column(sa.String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str | None] = mapped_column(sa.ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    url: Mapped[str] = mapped_column(sa.String(2000))
+    events: Mapped[list[str]] = mapped_column(Json, default=list)
+    secret_encrypted: Mapped[str] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class WebhookDelivery(Base):
+    """One event for one webhook: the durable queue its deliveries are retried from, off the request path.
+
+    ``dedupe`` makes an event at most once per webhook (``budget.threshold`` once per budget, threshold and
+    period): a second insert with the same value is ignored.
+    """
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        sa.UniqueConstraint("webhook_id", "dedupe"),
+        sa.Index("ix_webhook_deliveries_due", "delivered_at", "next_attempt_at"),
+    )
+    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True)
+    webhook_id: Mapped[str] = mapped_column(sa.ForeignKey("webhooks.id", ondelete="CASCADE"), index=True)
+    event: Mapped[str] = mapped_column(sa.String(64))
+    dedupe: Mapped[str] = mapped_column(sa.String(300))
+    body: Mapped[str] = mapped_column(sa.Text)
+    attempts: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    """Set when the retries ran out: the delivery is kept (visible) but no longer tried."""
+    last_error: Mapped[str | None] = mapped_column(sa.String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -11,9 +11,12 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.db.tables import ApiKey, ManagementToken, ModelRow, Tenant, UpstreamRow, User
-from gateway.security import SecretBox, mask_secret, upstream_secret_context
+from gateway.db.tables import ApiKey, ManagementToken, ModelRow, Tenant, UpstreamKeyRow, UpstreamRow, User
+from gateway.db.upstreams import ACTIVE, keys_of
+from gateway.manage.upstream_keys import key_hint
+from gateway.security import SecretBox, mask_secret
 
 if TYPE_CHECKING:  # the catalog loads its data files: only the commands that print it pay for that
     from gateway.catalog.state import ProviderState
@@ -52,14 +55,50 @@ def user_out(row: User) -> UserOut:
     )
 
 
+class UpstreamKey(msgspec.Struct, kw_only=True):
+    """One credential of an upstream's pool: its last four characters at most, never the key."""
+
+    id: str
+    name: str
+    hint: str
+    weight: int
+    priority: int
+    rpm: int | None
+    tpm: int | None
+    state: str
+    """``active`` or ``disabled`` (stored); cooling after a 429 is transient and not shown here."""
+    disabled_reason: str | None
+    disabled_at: datetime | None
+    created_at: datetime
+
+
+def upstream_key_out(row: UpstreamKeyRow, box: SecretBox) -> UpstreamKey:
+    return UpstreamKey(
+        id=row.id,
+        name=row.name,
+        hint=key_hint(row, box),
+        weight=row.weight,
+        priority=row.priority,
+        rpm=row.rpm_limit,
+        tpm=row.tpm_limit,
+        state=row.state,
+        disabled_reason=row.disabled_reason,
+        disabled_at=row.disabled_at,
+        created_at=row.created_at,
+    )
+
+
 class Upstream(msgspec.Struct, kw_only=True):
     id: str
     name: str
     dialect: str
     base_url: str
     has_api_key: bool
+    """Whether the pool has an active key."""
     api_key_hint: str | None
-    """The key's last four characters at most; the key itself is never returned."""
+    """The pool's first key's last four characters at most; the key itself is never returned."""
+    keys: list[UpstreamKey]
+    """The key pool, in the order it is used (priority, then age)."""
     extra_headers: dict[str, str]
     """Header names with masked values (they may carry credentials too)."""
     timeout_s: float | None
@@ -68,20 +107,18 @@ class Upstream(msgspec.Struct, kw_only=True):
     created_at: datetime
 
 
-def upstream_out(row: UpstreamRow, box: SecretBox) -> Upstream:
-    hint = None
-    if row.api_key_encrypted:
-        try:
-            hint = mask_secret(box.decrypt(row.api_key_encrypted, context=upstream_secret_context(row.id)))
-        except Exception:  # sealed under another secret key (InvalidTag): say it exists, nothing more
-            hint = "…"
+def upstream_out(row: UpstreamRow, keys: list[UpstreamKeyRow], box: SecretBox) -> Upstream:
+    """``row`` with its pool ``keys`` (``gateway.db.upstreams.keys_of``)."""
+    docs = [upstream_key_out(k, box) for k in keys]
+    active = [d for d in docs if d.state == ACTIVE]
     return Upstream(
         id=row.id,
         name=row.name,
         dialect=row.dialect,
         base_url=row.base_url,
-        has_api_key=bool(row.api_key_encrypted),
-        api_key_hint=hint,
+        has_api_key=bool(active),
+        api_key_hint=active[0].hint if active else None,
+        keys=docs,
         extra_headers={k: mask_secret(v) for k, v in (row.extra_headers or {}).items()},
         timeout_s=row.timeout_s,
         profile=dict(row.profile or {}),
@@ -296,3 +333,13 @@ def provider_out(state: ProviderState) -> ProviderOut:
         key_source=state.key_source,
         base_url=state.base_url,
     )
+
+
+async def upstreams_out(session: AsyncSession, rows: list[UpstreamRow], box: SecretBox) -> list[Upstream]:
+    """Documents of ``rows``, their key pools read in one query."""
+    pools = await keys_of(session, [r.id for r in rows])
+    return [upstream_out(r, pools[r.id], box) for r in rows]
+
+
+async def upstream_doc(session: AsyncSession, row: UpstreamRow, box: SecretBox) -> Upstream:
+    return (await upstreams_out(session, [row], box))[0]

@@ -20,7 +20,8 @@ from gateway.domain import UPSTREAM_DIALECTS, merge_profile
 from gateway.errors import Conflict, InvalidRequest, NotFound
 from gateway.manage.names import clean_name
 from gateway.manage.tenants import audit
-from gateway.security import SecretBox, upstream_secret_context
+from gateway.manage.upstream_keys import set_first_key
+from gateway.security import SecretBox
 from gateway.ssrf import Allowlist, BlockedAddress, check_url_at_save
 
 
@@ -89,7 +90,7 @@ async def add_upstream(
     session.add(row)
     await session.flush()
     if api_key:
-        row.api_key_encrypted = box.encrypt(api_key, context=upstream_secret_context(row.id))
+        await set_first_key(session, row, api_key, box)
     await audit(session, row.tenant_id, actor, "upstream.create", name, {"dialect": dialect, "base_url": row.base_url})
     return row
 
@@ -262,8 +263,7 @@ async def update_upstream(
             await check_tenant_base_url(url, allowlist or Allowlist())
         row.base_url = url
     if "api_key" in changes:
-        key = changes["api_key"]
-        row.api_key_encrypted = box.encrypt(key, context=upstream_secret_context(row.id)) if key else None
+        await set_first_key(session, row, changes["api_key"] or None, box)
     if "extra_headers" in changes:
         row.extra_headers = dict(changes["extra_headers"] or {})
     if "timeout_s" in changes:

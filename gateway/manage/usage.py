@@ -257,6 +257,8 @@ class RequestRow:
     """The fallback model that answered, when not ``model``."""
     conversion_notes: str | None = None
     """What translation dropped or changed, comma-separated (the ``relay-conversion-notes`` header)."""
+    upstream_key_id: str | None = None
+    """The upstream pool key that carried the last attempt."""
 
     @property
     def cost_usd(self) -> float:

@@ -36,6 +36,8 @@ class UsageRecord:
     """Failed attempts before the last: (model, status, error code), for the log line (not stored)."""
     conversion_notes: tuple[str, ...] = ()
     """What translation dropped or changed (the ``relay-conversion-notes`` header), kept in the request log."""
+    upstream_key_id: str | None = None
+    """The upstream pool key that carried the last attempt (None: a catalog provider's single key)."""
 
 
 class Meter(Protocol):
@@ -65,6 +67,7 @@ def request_log_line(
         "model": rec.model,
         "door": rec.door_dialect,
         "upstream_dialect": rec.upstream_dialect,
+        "upstream_key_id": rec.upstream_key_id,
         "stream": rec.stream,
         "status": rec.status,
         "error": rec.error_code,

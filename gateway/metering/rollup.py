@@ -59,6 +59,7 @@ def event_row(rec: UsageRecord) -> dict[str, Any]:
         "key_id": _clip(rec.key_id, 32),
         "model": _clip(rec.model, 200),
         "upstream_id": _clip(rec.upstream_id, 32),
+        "upstream_key_id": _clip(rec.upstream_key_id, 32),
         "door_dialect": _clip(rec.door_dialect, 20),
         "upstream_dialect": _clip(rec.upstream_dialect, 20),
         "stream": rec.stream,

@@ -21,7 +21,7 @@ from gateway.api.management.access import (
 )
 from gateway.api.management.fields import Body, HeaderName, HeaderValue, Name, Secret, Timeout, changes_of
 from gateway.manage import upstreams
-from gateway.manage.documents import Upstream, upstream_out
+from gateway.manage.documents import Upstream, upstream_doc, upstreams_out
 from gateway.ssrf import Allowlist
 
 Dialect = Literal["openai", "anthropic"]
@@ -58,7 +58,7 @@ class UpstreamController(Controller):
     @get("/")
     async def list_upstreams(self, db: Db, owner: Owner, services: Svc) -> list[Upstream]:
         rows = await upstreams.list_upstreams(db, tenant_id=owner_id(owner))
-        return [upstream_out(r, services.box) for r in rows]
+        return await upstreams_out(db, rows, services.box)
 
     @post("/")
     async def create_upstream(
@@ -78,12 +78,12 @@ class UpstreamController(Controller):
             allowlist=Allowlist.parse(services.settings.upstream_allowlist),
             actor=actor.label,
         )
-        return upstream_out(row, services.box)
+        return await upstream_doc(db, row, services.box)
 
     @get("/{upstream_id:str}")
     async def get_upstream(self, upstream_id: FromPath[str], db: Db, owner: Owner, services: Svc) -> Upstream:
         row = await upstreams.upstream_by_id(db, upstream_id, tenant_id=owner_id(owner))
-        return upstream_out(row, services.box)
+        return await upstream_doc(db, row, services.box)
 
     @patch("/{upstream_id:str}")
     async def update_upstream(
@@ -105,7 +105,7 @@ class UpstreamController(Controller):
             actor=actor.label,
         )
         after_commit(db, lambda: services.invalidation.invalidate("models"))
-        return upstream_out(row, services.box)
+        return await upstream_doc(db, row, services.box)
 
     @delete("/{upstream_id:str}")
     async def delete_upstream(
