@@ -7,9 +7,13 @@ secret of the pool's first key (best priority, then oldest), and ``--remove-api-
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.db.tables import UpstreamKeyRow, UpstreamRow, utcnow
+from gateway.db.tables import UpstreamKeyRow, UpstreamRow, UsageEvent, utcnow
 from gateway.db.upstreams import ACTIVE, keys_of
 from gateway.errors import InvalidRequest, NotFound
 from gateway.manage.names import clean_name
@@ -164,3 +168,38 @@ async def set_first_key(session: AsyncSession, upstream: UpstreamRow, secret: st
     else:  # audited as the upstream's creation or update that stores it
         session.add(UpstreamKeyRow(upstream_id=upstream.id, name="default", api_key_encrypted=sealed, state=ACTIVE))
         await session.flush()
+
+
+@dataclass(frozen=True, slots=True)
+class KeyUsage:
+    """What one pool key carried since a moment (from the ledger): requests, tokens, failed requests."""
+
+    requests: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    errors: int = 0
+    """Requests answered with a status of 400 or more while this key carried their last attempt."""
+
+
+async def key_usage(session: AsyncSession, upstream_id: str, since: datetime) -> dict[str, KeyUsage]:
+    """Per key of ``upstream_id`` (present keys only), its ledger totals since ``since``; keys without
+    requests are left out. One grouped query over the (upstream_key_id, created_at) index."""
+    pool = sa.select(UpstreamKeyRow.id).where(UpstreamKeyRow.upstream_id == upstream_id)
+    failed = sa.case((UsageEvent.status >= 400, 1), else_=0)
+    query = (
+        sa.select(
+            UsageEvent.upstream_key_id,
+            sa.func.count(),
+            sa.func.coalesce(sa.func.sum(UsageEvent.input_tokens), 0),
+            sa.func.coalesce(sa.func.sum(UsageEvent.output_tokens), 0),
+            sa.func.coalesce(sa.func.sum(UsageEvent.cache_read_tokens), 0),
+            sa.func.coalesce(sa.func.sum(failed), 0),
+        )
+        .where(UsageEvent.upstream_key_id.in_(pool), UsageEvent.created_at >= since)
+        .group_by(UsageEvent.upstream_key_id)
+    )
+    return {
+        key_id: KeyUsage(int(n), int(inp), int(out), int(cached), int(errors))
+        for key_id, n, inp, out, cached, errors in await session.execute(query)
+    }

@@ -21,6 +21,7 @@ from gateway.api.management.errors import management_error_handler
 from gateway.api.management.keys import KeyController
 from gateway.api.management.models import ModelController, PlatformModelController
 from gateway.api.management.tenants import TenantController, UserController, me
+from gateway.api.management.upstream_keys import PlatformUpstreamKeyController, UpstreamKeyController
 from gateway.api.management.upstreams import PlatformUpstreamController, UpstreamController
 from gateway.api.management.usage import USAGE_HANDLERS
 from gateway.errors import GatewayError
@@ -32,6 +33,8 @@ MANAGEMENT_API = Router(
     route_handlers=[
         UpstreamController,
         PlatformUpstreamController,
+        UpstreamKeyController,
+        PlatformUpstreamKeyController,
         ModelController,
         PlatformModelController,
         KeyController,
