@@ -80,6 +80,10 @@ class Settings:
     """USD per 1,000 searches, added to the request's cost."""
     web_search_timeout_s: float = 10.0
     """How long one search may take before the model is told the search is unavailable."""
+    webhook_poll_s: float = 2.0
+    """How often each process looks for webhook deliveries that are due (``gateway.webhooks``)."""
+    webhook_sweep_s: float = 30.0
+    """How often budgets and key expiries are checked for webhook events."""
     provider_env: dict[str, str] = field(default_factory=dict, repr=False)
     """``RELAY_PROVIDER_<NAME>_API_KEY`` / ``_ENABLED`` variables: built-in providers turned on by the environment."""
 
@@ -148,6 +152,8 @@ class Settings:
             web_search_key=get("RELAY_WEB_SEARCH_KEY", ""),
             web_search_price=_float(env, "RELAY_WEB_SEARCH_PRICE", d.web_search_price),
             web_search_timeout_s=_float(env, "RELAY_WEB_SEARCH_TIMEOUT", d.web_search_timeout_s),
+            webhook_poll_s=_float(env, "RELAY_WEBHOOK_POLL_S", d.webhook_poll_s),
+            webhook_sweep_s=_float(env, "RELAY_WEBHOOK_SWEEP_S", d.webhook_sweep_s),
             provider_env={k: v for k, v in env.items() if k.startswith("RELAY_PROVIDER_")},
             anthropic_beta_defaults=tuple(
                 b.strip() for b in get("RELAY_ANTHROPIC_BETA_DEFAULTS", "").split(",") if b.strip()
@@ -161,6 +167,8 @@ class Settings:
             raise SettingsError("RELAY_WEB_SEARCH_URL must be an http:// or https:// URL")
         if self.web_search_price < 0 or self.web_search_timeout_s <= 0:
             raise SettingsError("RELAY_WEB_SEARCH_PRICE must be >= 0 and RELAY_WEB_SEARCH_TIMEOUT > 0")
+        if self.webhook_poll_s <= 0 or self.webhook_sweep_s <= 0:
+            raise SettingsError("RELAY_WEBHOOK_POLL_S and RELAY_WEBHOOK_SWEEP_S must be > 0")
         return self
 
     def with_secret(self) -> Settings:
