@@ -28,6 +28,7 @@ from gateway.ssrf import Allowlist, guarded_session
 from gateway.upstreams.breaker import Breakers
 from gateway.upstreams.client import Timeouts, create_session
 from gateway.upstreams.retry import RetryPolicy
+from gateway.webhooks.service import Alerts
 from gateway.websearch.backend import SearchBackend
 
 log = logging.getLogger("relay")
@@ -50,6 +51,7 @@ class Services:
     relay: Relay
     conversations: ConversationStore
     outage: Outage
+    alerts: Alerts
     web_search: SearchBackend | None = None
     _background: set[asyncio.Task[None]] = field(default_factory=set)
     ready_once: bool = False
@@ -116,7 +118,19 @@ class Services:
             sessions, settings.secret_key, ttl_s=settings.conversation_ttl_s, max_bytes=settings.conversation_max_bytes
         )
         conversations.start_purging()
+        # Webhook alerts: deliveries and sweeps run off the request path, on the same pooled sessions.
+        alerts = Alerts(
+            sessions,
+            box,
+            http,
+            guarded,
+            ledger.spent,
+            poll_s=settings.webhook_poll_s,
+            sweep_s=settings.webhook_sweep_s,
+        )
+        await alerts.start()
         services = cls(
+            alerts=alerts,
             outage=outage,
             conversations=conversations,
             settings=settings,
@@ -166,6 +180,7 @@ class Services:
         await self.conversations.close()
         await self.invalidation.close()
         await self.meter.close()  # the ledger waits at most CLOSE_TIMEOUT_S; the spool keeps the rest
+        await self.alerts.close()  # before the HTTP sessions its deliveries use
         await self.http.close()
         await self.guarded_http.close()
         if self.web_search is not None:
