@@ -4,12 +4,15 @@ Every rule lives in ``gateway.manage.upstreams`` (the CLI and the management API
 this module reads forms and renders. The API key is write-only: pages show "•••• last4" of it at most
 (``documents.upstream_doc``), and extra-header values are masked the same way, since they may carry
 credentials too. Another tenant's upstream, or the platform's for anyone but a platform admin, is a 404.
+
+The "Keys" section is the pool (``gateway.manage.upstream_keys``, as ``relay upstreams keys`` and the
+management API): add, enable, disable, remove, each a POST/redirect/GET whose one-line result is a flash.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -25,12 +28,15 @@ from admin_ui.upstream_form import read_settings, settings_form
 from admin_ui.web import page, redirect, services_of
 from gateway.db.tables import ModelRow, UpstreamRow, UsageEvent
 from gateway.db.upstreams import load_upstream
-from gateway.errors import GatewayError, NotFound, PermissionDenied
-from gateway.manage import upstreams
+from gateway.errors import GatewayError, InvalidRequest, NotFound, PermissionDenied
+from gateway.manage import upstream_keys, upstreams
 from gateway.manage.documents import Upstream, upstream_doc, upstreams_out
 from gateway.probe import probe
 from gateway.services import Services
 from gateway.ssrf import Allowlist
+
+USAGE_WINDOW = timedelta(days=30)
+"""How far back the Keys table counts each key's requests, tokens and errors."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +123,8 @@ async def _detail(
     delete_error: str | None = None,
     key_error: str | None = None,
     probe_result: dict[str, Any] | None = None,
+    key_form: Form | None = None,
+    keys_notice: str | None = None,
 ) -> Response[str]:
     admin = admin_of(request)
     services = services_of(request)
@@ -126,6 +134,7 @@ async def _detail(
         failure = await last_error(db, row, admin.tenant_id)
         test_models = list(await db.scalars(sa.select(ModelRow.upstream_model).where(ModelRow.upstream_id == row.id)))
         doc: Upstream = await upstream_doc(db, row, services.box)
+        usage = await upstream_keys.key_usage(db, row.id, datetime.now(UTC) - USAGE_WINDOW)
     can = admin.allows("manage") and (row.tenant_id is not None or admin.allows("platform"))
     return page(
         request,
@@ -142,14 +151,24 @@ async def _detail(
         key_error=key_error,
         probe=probe_result,
         profile=upstreams.effective_profile(row).to_dict(),
+        key_form=key_form or Form.empty(key_weight=1, key_priority=1),
+        key_usage=usage,
+        no_usage=upstream_keys.KeyUsage(),
+        keys_notice=keys_notice,
     )
 
 
 @get("/upstreams/{upstream_id:str}")
 async def upstream_page(request: Request[Any, Any, Any], upstream_id: FromPath[str]) -> Response[str]:
     shown = await flash.pop(request)
-    result = shown.get("probe") if shown and shown.get("upstream_id") == upstream_id else None
-    return await _detail(request, upstream_id, probe_result=result if isinstance(result, dict) else None)
+    mine = shown if shown and shown.get("upstream_id") == upstream_id else {}
+    result, notice = mine.get("probe"), mine.get("keys_notice")
+    return await _detail(
+        request,
+        upstream_id,
+        probe_result=result if isinstance(result, dict) else None,
+        keys_notice=notice if isinstance(notice, str) else None,
+    )
 
 
 @post("/upstreams/{upstream_id:str}")
@@ -243,4 +262,95 @@ async def test_upstream(request: Request[Any, Any, Any], upstream_id: FromPath[s
     return redirect(request, f"/upstreams/{upstream_id}", flash=shown)
 
 
-UPSTREAM_HANDLERS = [upstreams_page, upstream_page, update_upstream, rotate_key, delete_upstream, test_upstream]
+# --- the key pool ---
+
+_KEY_FIELDS = {"weight": "key_weight", "priority": "key_priority", "rpm": "key_rpm", "tpm": "key_tpm"}
+
+
+def _key_failed(form: Form, exc: InvalidRequest) -> None:
+    """The service's "weight: …" message beside the add form's own field (its names carry a ``key_`` prefix)."""
+    field = _KEY_FIELDS.get(exc.message.partition(":")[0])
+    if field is None and "key name" in exc.message:
+        field = "key_name"
+    elif field is None and "key is empty" in exc.message:
+        field = "new_key"
+    if field is not None:
+        form.errors[field] = exc.message
+    else:
+        form.fail(exc)
+
+
+async def _keys_done(request: Request[Any, Any, Any], upstream_id: str, notice: str) -> Response[Any]:
+    services_of(request).invalidation.invalidate("models")  # every worker and replica, not only this one
+    shown = await flash.stash(request, {"upstream_id": upstream_id, "keys_notice": notice})
+    return redirect(request, f"/upstreams/{upstream_id}", flash=shown)
+
+
+@post("/upstreams/{upstream_id:str}/keys")
+async def add_key(request: Request[Any, Any, Any], upstream_id: FromPath[str]) -> Response[Any]:
+    """A new key in the pool; the secret is never shown back (the table says "••••last4")."""
+    admin = admin_of(request)
+    services = services_of(request)
+    form = await Form.read(request)
+    secret = form.secret("new_key")
+    name = form.text("key_name", label="Name")
+    weight = form.integer("key_weight", label="Weight", minimum=0)
+    priority = form.integer("key_priority", label="Priority")
+    rpm = form.integer("key_rpm", label="RPM")
+    tpm = form.integer("key_tpm", label="TPM")
+    if not secret:
+        form.errors["new_key"] = "Paste the key to add."
+    if not form.ok:
+        return await _detail(request, upstream_id, status=400, key_form=form)
+    try:
+        async with services.sessions.begin() as db:
+            row = await _find(db, admin, upstream_id)
+            _may_change(admin, row)
+            key = await upstream_keys.add_key(
+                db, row, secret, services.box, name=name, weight=1 if weight is None else weight,
+                priority=priority or 1, rpm=rpm, tpm=tpm, actor=admin.actor.label,
+            )  # fmt: skip
+            added = key.name
+    except InvalidRequest as exc:
+        _key_failed(form, exc)
+        return await _detail(request, upstream_id, status=400, key_form=form)
+    notice = f"Key “{added}” added to the pool. Only its last four characters are shown from now on."
+    return await _keys_done(request, upstream_id, notice)
+
+
+@post("/upstreams/{upstream_id:str}/keys/{key_id:str}/{action:str}")
+async def change_key(
+    request: Request[Any, Any, Any], upstream_id: FromPath[str], key_id: FromPath[str], action: FromPath[str]
+) -> Response[Any]:
+    """``enable`` (back in the pool, reason cleared), ``disable`` (out until enabled) or ``remove``."""
+    admin = admin_of(request)
+    services = services_of(request)
+    if action not in ("enable", "disable", "remove"):
+        raise NotFound("There is no such action on a key.")
+    async with services.sessions.begin() as db:
+        row = await _find(db, admin, upstream_id)
+        _may_change(admin, row)
+        key = await upstream_keys.get_key(db, row, key_id)
+        name = key.name
+        if action == "remove":
+            await upstream_keys.remove_key(db, row, key, actor=admin.actor.label)
+        else:
+            await upstream_keys.set_key_state(
+                db, row, key, enabled=action == "enable", reason="disabled in the admin console",
+                actor=admin.actor.label,
+            )  # fmt: skip
+    done = {"enable": "enabled: back in the pool", "disable": "disabled: out of the pool until enabled",
+            "remove": "removed from the pool"}  # fmt: skip
+    return await _keys_done(request, upstream_id, f"Key “{name}” {done[action]}.")
+
+
+UPSTREAM_HANDLERS = [
+    upstreams_page,
+    upstream_page,
+    update_upstream,
+    rotate_key,
+    delete_upstream,
+    test_upstream,
+    add_key,
+    change_key,
+]
