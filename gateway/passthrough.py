@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from gateway.convert.usage import usage_from_anthropic, usage_from_openai, usage_to_anthropic
+from gateway.convert.usage import usage_from_anthropic, usage_from_openai, usage_from_responses, usage_to_anthropic
 from gateway.domain import Usage
 from gateway.protocols.sse import SSEEvent
 
@@ -236,26 +236,6 @@ def _loads(data: str) -> dict[str, Any] | None:
     except (msgspec.DecodeError, RecursionError):
         return None
     return doc if isinstance(doc, dict) else None
-
-
-def usage_from_responses(usage: Any) -> Usage:
-    """Responses usage → :class:`Usage`: ``input_tokens`` includes cached input, ours does not."""
-    if not isinstance(usage, dict):
-        return Usage()
-    details = usage.get("input_tokens_details") or {}
-    cached = details.get("cached_tokens") if isinstance(details, dict) else 0
-    written = details.get("cache_write_tokens") if isinstance(details, dict) else 0
-    cached = cached if isinstance(cached, int) and cached > 0 else 0
-    written = written if isinstance(written, int) and written > 0 else 0
-    total = usage.get("input_tokens")
-    total = total if isinstance(total, int) and total > 0 else 0
-    out = usage.get("output_tokens")
-    return Usage(
-        input_tokens=max(total - cached - written, 0),
-        output_tokens=out if isinstance(out, int) and out > 0 else 0,
-        cache_read_tokens=cached,
-        cache_write_tokens=written,
-    )
 
 
 _RESPONSE_TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})

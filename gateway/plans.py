@@ -45,6 +45,7 @@ from gateway.convert.a2o_websearch import WebSearchSpec
 from gateway.convert.a_accumulate import accumulate_message
 from gateway.convert.ids import shorten_tool_name
 from gateway.convert.types import ResponseHints, StreamTap
+from gateway.convert.usage import usage_from_responses
 from gateway.domain import Dialect, Route, Usage
 from gateway.errors import InvalidRequest, UpstreamError
 from gateway.passthrough import (
@@ -52,7 +53,6 @@ from gateway.passthrough import (
     OpenAIPassthrough,
     ResponsesPassthrough,
     rename_model_in_body,
-    usage_from_responses,
 )
 from gateway.protocols.sse import SSEEvent
 from gateway.tokencount import count_anthropic_request

@@ -10,6 +10,7 @@ __all__ = [
     "estimate_tokens",
     "usage_from_anthropic",
     "usage_from_openai",
+    "usage_from_responses",
     "usage_to_anthropic",
     "usage_to_openai",
 ]
@@ -19,32 +20,68 @@ def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
-def _first(*values: Any) -> int:
-    for value in values:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return max(value, 0)
-    return 0
+def _most(*values: Any) -> int:
+    """The largest positive count of several fields that name the same tokens (providers fill one, some fill two)."""
+    return max((_int(v) for v in values), default=0)
 
 
 def usage_from_openai(usage: dict[str, Any] | None) -> Usage:
-    """O usage → :class:`Usage`; ``prompt_tokens`` includes cached tokens, ``input_tokens`` does not."""
+    """OpenAI-compatible chat usage → :class:`Usage`; ``prompt_tokens`` includes cached tokens, ours does not.
+
+    Cached input arrives under a different name per provider, each counted inside ``prompt_tokens``:
+    OpenAI (and Qwen, GLM, Gemini, OpenRouter) ``prompt_tokens_details.cached_tokens``; DeepSeek
+    ``prompt_cache_hit_tokens`` (beside ``prompt_cache_miss_tokens``, the uncached rest); Kimi a
+    top-level ``cached_tokens``; Anthropic-backed proxies ``cache_read_input_tokens``. They name the
+    same tokens, so the largest is taken, never the sum. Cache writes (OpenRouter's
+    ``prompt_tokens_details.cache_write_tokens``, proxies' ``cache_creation_input_tokens``) are in
+    ``prompt_tokens`` too.
+    """
     if not usage:
         return Usage()
-    prompt_details = usage.get("prompt_tokens_details") or {}
-    cache_read = _first(
-        prompt_details.get("cached_tokens"), usage.get("prompt_cache_hit_tokens"), usage.get("cache_read_input_tokens")
+    details = usage.get("prompt_tokens_details")
+    details = details if isinstance(details, dict) else {}
+    cache_read = _most(
+        details.get("cached_tokens"),
+        usage.get("prompt_cache_hit_tokens"),
+        usage.get("cached_tokens"),
+        usage.get("cache_read_input_tokens"),
     )
-    cache_write = _first(prompt_details.get("cache_write_tokens"), usage.get("cache_creation_input_tokens"))
-    prompt = _int(usage.get("prompt_tokens"))
+    cache_write = _most(details.get("cache_write_tokens"), usage.get("cache_creation_input_tokens"))
+    if isinstance(usage.get("prompt_tokens"), int):
+        uncached = _int(usage.get("prompt_tokens")) - cache_read - cache_write
+    else:  # DeepSeek-style usage without prompt_tokens still names the uncached part
+        uncached = _int(usage.get("prompt_cache_miss_tokens"))
     return Usage(
-        input_tokens=max(prompt - cache_read - cache_write, 0),
+        input_tokens=max(uncached, 0),
         output_tokens=_int(usage.get("completion_tokens")),
         cache_read_tokens=cache_read,
         cache_write_tokens=cache_write,
     )
 
 
+def usage_from_responses(usage: Any) -> Usage:
+    """Responses API usage → :class:`Usage`: its ``input_tokens`` includes cached input, ours does not.
+
+    ``input_tokens_details.cached_tokens`` is the cache read; ``cache_write_tokens`` beside it is
+    what OpenRouter-style upstreams report for writes.
+    """
+    if not isinstance(usage, dict):
+        return Usage()
+    details = usage.get("input_tokens_details")
+    details = details if isinstance(details, dict) else {}
+    cached = _int(details.get("cached_tokens"))
+    written = _int(details.get("cache_write_tokens"))
+    return Usage(
+        input_tokens=max(_int(usage.get("input_tokens")) - cached - written, 0),
+        output_tokens=_int(usage.get("output_tokens")),
+        cache_read_tokens=cached,
+        cache_write_tokens=written,
+    )
+
+
 def usage_from_anthropic(usage: dict[str, Any] | None) -> Usage:
+    """Anthropic usage is already ours: ``input_tokens`` excludes ``cache_read_input_tokens`` and
+    ``cache_creation_input_tokens`` (the same holds for Kimi's and DeepSeek's Anthropic endpoints)."""
     if not usage:
         return Usage()
     return Usage(
