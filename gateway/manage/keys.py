@@ -16,6 +16,9 @@ from gateway.errors import InvalidRequest, NotFound
 from gateway.manage.names import clean_name
 from gateway.manage.tenants import audit
 from gateway.security import derive_key, digest_api_key, display_prefix, generate_api_key
+from gateway.webhooks import KEY_DISABLED
+from gateway.webhooks.outbox import enqueue
+from gateway.webhooks.sweep import key_disabled_data, key_disabled_dedupe
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +101,14 @@ async def revoke_key(
     if row.revoked_at is None:
         row.revoked_at = datetime.now(UTC)
         await audit(session, row.tenant_id, actor, "key.revoke", row.prefix)
+        # In the same transaction: the alert is queued exactly when the revocation commits.
+        await enqueue(
+            session,
+            event=KEY_DISABLED,
+            tenant_id=row.tenant_id,
+            data=key_disabled_data(row, "revoked", row.revoked_at),
+            dedupe=key_disabled_dedupe(row.id),
+        )
     return row
 
 
