@@ -21,6 +21,7 @@ from admin_ui.views.platform import PLATFORM_HANDLERS
 from admin_ui.views.upstreams import UPSTREAM_HANDLERS
 from admin_ui.views.usage import USAGE_HANDLERS
 from admin_ui.views.viewing import VIEWING_HANDLERS
+from admin_ui.views.webhooks import WEBHOOK_HANDLERS
 from admin_ui.web import STATIC_DIR, CsrfRejected, LoginRequired, PasswordChangeRequired, SecurityHeaders, error_page
 from gateway.errors import GatewayError
 
@@ -30,7 +31,7 @@ __all__ = ["admin_router", "session_actor"]
 def admin_router() -> Router:
     handlers = [
         *AUTH_HANDLERS, *ACCOUNT_HANDLERS, *USAGE_HANDLERS, *MODEL_HANDLERS, *KEY_HANDLERS, *MEMBER_HANDLERS,
-        *PLATFORM_HANDLERS, *VIEWING_HANDLERS, *UPSTREAM_HANDLERS,
+        *PLATFORM_HANDLERS, *VIEWING_HANDLERS, *UPSTREAM_HANDLERS, *WEBHOOK_HANDLERS,
     ]  # fmt: skip
     pages = Router(
         path="/",

@@ -24,6 +24,7 @@ from gateway.api.management.tenants import TenantController, UserController, me
 from gateway.api.management.upstream_keys import PlatformUpstreamKeyController, UpstreamKeyController
 from gateway.api.management.upstreams import PlatformUpstreamController, UpstreamController
 from gateway.api.management.usage import USAGE_HANDLERS
+from gateway.api.management.webhooks import PlatformWebhookController, WebhookController
 from gateway.errors import GatewayError
 
 __all__ = ["MANAGEMENT_API", "openapi_config"]
@@ -43,6 +44,8 @@ MANAGEMENT_API = Router(
         me,
         catalog,
         *USAGE_HANDLERS,
+        WebhookController,
+        PlatformWebhookController,
     ],
     guards=[require_access],
     dependencies={
