@@ -40,6 +40,10 @@ class Call:
     consumed: list[Usage] = field(default_factory=list)
     """Tokens of failed attempts whose upstream had already answered part of them (the earlier calls of a web
     search loop), shared by the attempts like ``spent``: the request's one row counts them."""
+    conversation: str | None = None
+    """The conversation the client named (``gateway.upstreams.conversation``): its key and fallback stick."""
+    tried_keys: list[str] = field(default_factory=list)
+    """Pool keys of the current route that failed this request before the first byte (not tried again)."""
     keeper: Keeper | None = None
     """Keeps a server-held conversation's turn: ``complete`` with the final reply before its last byte
     is sent (so a client that continues at once finds it), else ``abandon`` when the call ends."""

@@ -130,6 +130,8 @@ class UpstreamError(GatewayError):
         super().__init__(message, headers=headers)
         self.status_code = status_code
         self.error_type = error_type
+        self.key_refused = False
+        """The upstream refused our credential (401/403/407): another key of its pool may be accepted."""
 
 
 class UpstreamUnavailable(UpstreamError):

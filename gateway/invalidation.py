@@ -4,6 +4,9 @@ Keys and model tables are cached per process (seconds). A change made through th
 or the admin UI clears the local caches at once and publishes the cache's name; every other worker
 clears its copy when the message arrives. Without Redis (embedded, one process) only the local
 clear happens; the TTLs bound staleness everywhere regardless (a lost message costs seconds).
+
+The same channel carries small verdicts for every process (``publish``: a pool key cooling or refused),
+as ``topic|payload`` messages handed to the topic's handler.
 """
 
 from __future__ import annotations
@@ -20,9 +23,15 @@ CHANNEL = "relay:invalidate"
 
 
 class Invalidation:
-    def __init__(self, redis: aioredis.Redis | None, targets: dict[str, Callable[[], None]]) -> None:
+    def __init__(
+        self,
+        redis: aioredis.Redis | None,
+        targets: dict[str, Callable[[], None]],
+        topics: dict[str, Callable[[str], None]] | None = None,
+    ) -> None:
         self._redis = redis
         self._targets = targets
+        self._topics = topics or {}
         self._task: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Task[None]] = set()
 
@@ -38,15 +47,22 @@ class Invalidation:
     def invalidate(self, name: str) -> None:
         """Clear ``name`` here now, and everywhere else as soon as the message arrives."""
         self._targets[name]()
+        self._send(name)
+
+    def publish(self, topic: str, payload: str) -> None:
+        """Hand ``payload`` to ``topic``'s handler in every other process (this one already knows)."""
+        self._send(f"{topic}|{payload}")
+
+    def _send(self, message: str) -> None:
         if self._redis is not None:
-            task = asyncio.create_task(self._publish(name))
+            task = asyncio.create_task(self._publish(message))
             self._pending.add(task)
             task.add_done_callback(self._pending.discard)
 
-    async def _publish(self, name: str) -> None:
+    async def _publish(self, message: str) -> None:
         assert self._redis is not None
         try:
-            await self._redis.publish(CHANNEL, name)
+            await self._redis.publish(CHANNEL, message)
         except (RedisError, OSError) as exc:
             log.warning("cache invalidation not published (%s); other workers catch up by TTL", type(exc).__name__)
 
@@ -58,12 +74,21 @@ class Invalidation:
                     await pubsub.subscribe(CHANNEL)
                     async for message in pubsub.listen():
                         if message.get("type") == "message":
-                            name = message["data"].decode() if isinstance(message["data"], bytes) else message["data"]
-                            target = self._targets.get(name)
-                            if target is not None:
-                                target()
+                            data = message["data"]
+                            self._receive(data.decode() if isinstance(data, bytes) else str(data))
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as exc:
                 log.warning("cache invalidation channel lost (%s); resubscribing", type(exc).__name__)
                 await asyncio.sleep(1.0)
+
+    def _receive(self, message: str) -> None:
+        topic, sep, payload = message.partition("|")
+        if sep:
+            handler = self._topics.get(topic)
+            if handler is not None:
+                handler(payload)
+            return
+        target = self._targets.get(message)
+        if target is not None:
+            target()

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -26,7 +27,7 @@ from gateway import metrics
 from gateway.calls import Call, JSONReply, StreamReply, request_id_headers
 from gateway.convert.types import StreamTap
 from gateway.convert.usage import estimate_tokens, usage_from_openai
-from gateway.domain import Dialect, Route, Usage
+from gateway.domain import Dialect, Route, Upstream, Usage
 from gateway.drain import Drain
 from gateway.errors import GatewayError, UpstreamError, UpstreamUnavailable
 from gateway.metering import Meter, UsageRecord, request_log_line
@@ -39,9 +40,11 @@ from gateway.stream_reading import PING, chunks_or_silence, encode_all, has_erro
 from gateway.tokencount import count_anthropic_request, count_request
 from gateway.upstreams.breaker import Breakers
 from gateway.upstreams.client import Timeouts, UpstreamRequest, read_body, send
+from gateway.upstreams.conversation import conversation_of, response_chain
 from gateway.upstreams.errors import upstream_error
 from gateway.upstreams.headers import endpoint_url, forwarded_response_headers, upstream_headers
 from gateway.upstreams.output_limit import StatedLimit, stated_output_limit
+from gateway.upstreams.pool import KeyPool
 from gateway.upstreams.retry import RetryPolicy, falls_back
 from gateway.websearch import loop as search_loop
 from gateway.websearch.backend import SearchBackend
@@ -67,6 +70,7 @@ class Relay:
         envelope_key: bytes = b"",
         outputs: OutputStats | None = None,
         web_search: SearchBackend | None = None,
+        pool: KeyPool | None = None,
     ) -> None:
         self._envelope_key = envelope_key
         self._web_search = web_search
@@ -75,6 +79,12 @@ class Relay:
         """What each model really produces, for budget reservations (``metering/outputs.py``)."""
         self._retry = retry or RetryPolicy()
         self.breakers = self._breakers = breakers or Breakers()
+        self.pool = pool or KeyPool(self._breakers)
+        """Which key of an upstream's pool carries each attempt, and the keys' health (``upstreams/pool.py``)."""
+        self.on_key_disabled: Callable[[Upstream, str], None] | None = None
+        """Set by the services: keep a refused key disabled (with the reason) and raise its alert."""
+        self.on_circuit_open: Callable[[Upstream], None] | None = None
+        """Set by the services: raise the ``upstream.circuit_open`` alert."""
         self._http = http
         self._guarded_http = guarded_http
         self._meter = meter
@@ -123,36 +133,43 @@ class Relay:
         if keeper is None or keeper.settled:
             return
         keeper.settled = True
-        task = asyncio.create_task(keeper.abandon())
-        self._settling.add(task)
-        task.add_done_callback(self._settling.discard)
+        self._background(keeper.abandon())
 
     def _settle(self, call: Call) -> None:
         """Release the call's limits and charge its real cost, off the response path."""
         ticket, call.ticket = call.ticket, None
         if ticket is None:
             return
-        task = asyncio.create_task(self._limiter.settle(ticket, call.spent[0], call.spent[1]))
-        self._settling.add(task)
-        task.add_done_callback(self._settling.discard)
+        self._background(self._limiter.settle(ticket, call.spent[0], call.spent[1]))
 
     async def _call_with_fallbacks(self, call: Call, fallbacks: tuple[Route, ...]) -> JSONReply | StreamReply:
-        routes = (call.route, *fallbacks)
+        call.requested_model = call.route.public_name
+        call.conversation = conversation_of(call.principal.tenant_id, call.headers, call.body)
+        routes = await self._sticky_first(call, (call.route, *fallbacks))
+        call.route = routes[0]
         attempts = 0
         waited = 0.0
-        call.requested_model = call.route.public_name
         for n, route in enumerate(routes):
-            for retry in range(self._retry.retries + 1):
-                # Later attempts are copies sharing ``spent`` and ``tries``; the ticket stays with ``call``.
+            retry = 0
+            call.tried_keys.clear()
+            while True:
+                # Later attempts are copies sharing ``spent``, ``tries`` and ``tried_keys``; the ticket stays
+                # with ``call``.
                 attempt = call if attempts == 0 else replace(call, route=route, notes=(), ticket=None)
                 attempts += 1
                 try:
                     reply = await self._attempt(attempt)
                 except GatewayError as exc:
+                    key_id = attempt.route.upstream.key_id
+                    if key_id and _moves_key(exc) and len(route.upstream.keys) > len(call.tried_keys) + 1:
+                        call.tried_keys.append(key_id)  # another key of the same upstream, at once
+                        call.tries.append((route.public_name, exc.status_code, exc.code))
+                        continue
                     delay = self._retry.delay(exc, retry, waited)
                     if delay is not None:
                         call.tries.append((route.public_name, exc.status_code, exc.code))
                         waited += delay
+                        retry += 1
                         await asyncio.sleep(delay)
                         continue
                     if n + 1 < len(routes) and falls_back(exc):
@@ -162,12 +179,24 @@ class Relay:
                         break
                     self._record(attempt, Usage(), exc.status_code, None, exc.code)  # the request's one row
                     raise
-                if n:
+                if route.public_name != call.requested_model:
                     reply.headers["relay-fallback-model"] = route.public_name
                 return reply
         raise AssertionError("unreachable: the loop returns or raises")
 
+    async def _sticky_first(self, call: Call, routes: tuple[Route, ...]) -> tuple[Route, ...]:
+        """A conversation that a fallback served keeps that fallback first while it answers (its cache is there)."""
+        if call.conversation is None or len(routes) < 2:
+            return routes
+        sticky = await self.pool.affinity.get(call.conversation)
+        if sticky is None or sticky.model == routes[0].public_name:
+            return routes
+        chosen = [r for r in routes if r.public_name == sticky.model]
+        return (*chosen, *(r for r in routes if r.public_name != sticky.model)) if chosen else routes
+
     async def _attempt(self, call: Call) -> JSONReply | StreamReply:
+        if call.route.upstream.keys:
+            call.route = await self._with_key(call)
         learned = self.output_limits.get(call.route.model_id)
         if learned is not None and "max_output_tokens" not in call.route.profile:
             call.route = with_output_limit(call.route, learned)
@@ -195,7 +224,9 @@ class Relay:
             stated = self._stated_output_limit(call, resp.status, raw)
             if stated is not None:
                 return await self._retry_clamped(call, resp.status, stated)
-            raise scrubbed_error(plan.error(resp.status, raw, resp.headers), secret)
+            err = scrubbed_error(plan.error(resp.status, raw, resp.headers), secret)
+            self._judge_key(call, resp.status, resp.headers, err.message)
+            raise err
         if not call.stream:
             return await self._answer_json(call, plan, resp, headers)
         if resp.content_type != "text/event-stream":
@@ -203,11 +234,40 @@ class Relay:
         headers["cache-control"] = "no-cache"
         return StreamReply(headers=headers, chunks=self._relay_stream(call, plan, plan.make_tap(), resp))
 
+    async def _with_key(self, call: Call) -> Route:
+        """The call's route carrying the pool key for this attempt; an error when every key is out."""
+        upstream = call.route.upstream
+        key = await self.pool.pick(upstream, call.conversation, call.tried_keys)
+        if key is None:
+            wait = self.pool.cooling_left(upstream)
+            if wait is not None:
+                err = UpstreamError(f"every key of upstream {upstream.name!r} is rate-limited", status_code=429,
+                                    headers={"retry-after": str(max(1, math.ceil(wait)))})  # fmt: skip
+                err.code = "upstream_keys_cooling"
+            else:
+                err = UpstreamError(f"no key of upstream {upstream.name!r} is usable now", status_code=503)
+                err.code = "upstream_keys_exhausted"
+            raise err
+        if key.id == upstream.key_id:
+            return call.route
+        return replace(call.route, upstream=replace(upstream, api_key=key.secret, key_id=key.id))
+
+    def _judge_key(self, call: Call, status: int, headers: Mapping[str, str], message: str) -> None:
+        upstream = call.route.upstream
+        verdict = self.pool.judge(upstream, status, headers, message)
+        if verdict.disabled is not None:
+            log.warning("upstream %s: key %s disabled: %s", upstream.name, upstream.key_id, verdict.disabled)
+            if self.on_key_disabled is not None:
+                self.on_key_disabled(upstream, verdict.disabled)
+        elif verdict.cooling_s is not None:
+            log.info("upstream %s: key %s cooling for %.1f s", upstream.name, upstream.key_id, verdict.cooling_s)
+
     async def _open(self, call: Call, request: UpstreamRequest) -> aiohttp.ClientResponse:
-        """Send ``request`` to the call's upstream through its circuit breaker."""
-        upstream_id = call.route.upstream.id
-        if not self._breakers.allow(upstream_id):
-            err = UpstreamError(f"upstream {call.route.upstream.name!r} is failing; circuit open", status_code=503)
+        """Send ``request`` to the call's upstream through its key's circuit breaker."""
+        upstream = call.route.upstream
+        circuit = self.pool.breaker_id(upstream)
+        if not self._breakers.allow(circuit):
+            err = UpstreamError(f"upstream {upstream.name!r} is failing; circuit open", status_code=503)
             err.code = "circuit_open"
             raise err
         try:
@@ -215,15 +275,22 @@ class Relay:
                 self._session_for(call.route), request, self._timeouts_for(call.route), self._deadline(call)
             )
         except GatewayError:
-            self._breakers.failure(upstream_id)
-            metrics.set_circuit(call.route.upstream.name, self._breakers.state(upstream_id) == "open")
+            self._circuit_failed(upstream, circuit)
             raise
         if resp.status >= 500:
-            self._breakers.failure(upstream_id)
+            self._circuit_failed(upstream, circuit)
         else:
-            self._breakers.success(upstream_id)
-        metrics.set_circuit(call.route.upstream.name, self._breakers.state(upstream_id) == "open")
+            self._breakers.success(circuit)
+            metrics.set_circuit(upstream.name, False)
         return resp
+
+    def _circuit_failed(self, upstream: Upstream, circuit: str) -> None:
+        was_open = self._breakers.state(circuit) == "open"
+        self._breakers.failure(circuit)
+        now_open = self._breakers.state(circuit) == "open"
+        metrics.set_circuit(upstream.name, now_open)
+        if now_open and not was_open and self.on_circuit_open is not None:
+            self.on_circuit_open(upstream)
 
     async def _searching(
         self, call: Call, plan: Plan, search: SearchPlan, backend: SearchBackend
@@ -264,7 +331,7 @@ class Relay:
             raise scrubbed_error(exc, secret) from None
         extra = backend.micro_usd_per_search * outcome.searches
         self._record(call, outcome.usage, 200, _ms_since(call.started) if call.stream else None, None, extra)
-        await _completed(call, replace(plan, kept=lambda: outcome.message))
+        await self._completed(call, replace(plan, kept=lambda: outcome.message))
         headers = request_id_headers(call.request_id)
         if plan.notes:
             headers["relay-conversion-notes"] = ",".join(plan.notes)
@@ -375,7 +442,7 @@ class Relay:
         finally:
             resp.release()
         self._record(call, usage, 200, None, None)
-        await _completed(call, plan)
+        await self._completed(call, plan)
         headers["content-type"] = "application/json"
         return JSONReply(status=200, body=scrub(body, call.route.upstream.api_key), headers=headers)
 
@@ -410,7 +477,7 @@ class Relay:
                         if ttft_ms is None:
                             ttft_ms = _ms_since(call.started)
                         if tap.finished and error_code is None:
-                            await _completed(call, plan)
+                            await self._completed(call, plan)
                         yield scrub(raw + encode_all(out), secret)
                     if tap.finished:
                         break
@@ -428,7 +495,7 @@ class Relay:
                 if error_code is None and has_error_event(tail):
                     error_code = "upstream_stream_error"
                 if error_code is None and tap.finished:
-                    await _completed(call, plan)
+                    await self._completed(call, plan)
                 if tail:
                     yield scrub(encode_all(tail), secret)
             clean = error_code is None
@@ -472,6 +539,7 @@ class Relay:
             tries=tuple(call.tries),
             conversion_notes=tuple(call.notes),
             upstream_id=route.upstream.id,
+            upstream_key_id=route.upstream.key_id or None,
             door_dialect=call.door.value,
             upstream_dialect=route.dialect.value,
             stream=call.stream,
@@ -485,11 +553,49 @@ class Relay:
         self._meter.record(rec)
         if status == 200 and not usage.estimated:
             self.outputs.observe(output_model(route), asked_output(call.body), usage.output_tokens)
+        self._pool_after(call, status, usage)
         metrics.observe(rec, route.upstream.name)
         call.spent[0] += usage.total_tokens
         call.spent[1] += rec.cost_micro_usd
         if log.isEnabledFor(logging.INFO):
             log.info("%s", request_log_line(rec, call.principal.prefix, call.notes, call.client_request_id))
+
+    def _pool_after(self, call: Call, status: int, usage: Usage) -> None:
+        """What the pool learns from the request's end: tokens for the key's ``tpm``, the conversation's choice."""
+        upstream = call.route.upstream
+        if not upstream.key_id:
+            return
+        if self.pool.rates is not None and any(k.tpm for k in upstream.keys if k.id == upstream.key_id):
+            self.pool.rates.spend(upstream.key_id, usage.total_tokens)
+        if status == 200:
+            self.pool.succeeded(upstream)
+            if call.conversation is not None:
+                self._background(self.pool.stick(call.conversation, upstream.key_id, call.route.public_name))
+
+    async def _completed(self, call: Call, plan: Plan) -> None:
+        """Hand a completed call's final reply to its keeper (once; never failing the reply)."""
+        keeper = call.keeper
+        if keeper is None or keeper.settled or plan.kept is None:
+            return
+        kept = plan.kept()
+        if kept is None or kept.get("status") == "failed":
+            return
+        keeper.settled = True
+        try:
+            await keeper.complete(kept)
+        except Exception:
+            log.warning("could not keep reply %s of request %s", kept.get("id"), call.request_id, exc_info=True)
+            return
+        reply_id, upstream = kept.get("id"), call.route.upstream
+        if isinstance(reply_id, str) and upstream.key_id:  # a continuation naming this reply stays on its key
+            chain = response_chain(call.principal.tenant_id, reply_id)
+            self._background(self.pool.stick(chain, upstream.key_id, call.route.public_name))
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` off the response path (kept referenced until it ends)."""
+        task = asyncio.create_task(work)
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
 
 
 class _Clamp(Exception):
@@ -529,21 +635,6 @@ def scrubbed_error(err: GatewayError, secret: str) -> GatewayError:
     return err
 
 
-async def _completed(call: Call, plan: Plan) -> None:
-    """Hand a completed call's final reply to its keeper (once; never failing the reply)."""
-    keeper = call.keeper
-    if keeper is None or keeper.settled or plan.kept is None:
-        return
-    kept = plan.kept()
-    if kept is None or kept.get("status") == "failed":
-        return
-    keeper.settled = True
-    try:
-        await keeper.complete(kept)
-    except Exception:
-        log.warning("could not keep reply %s of request %s", kept.get("id"), call.request_id, exc_info=True)
-
-
 def _usage_or_estimate(call: Call, tap: StreamTap, *, started: bool) -> Usage:
     """The upstream's usage; what it left out of a cut stream is estimated (and marked so)."""
     usage = tap.usage
@@ -555,6 +646,13 @@ def _usage_or_estimate(call: Call, tap: StreamTap, *, started: bool) -> Usage:
     if usage.input_tokens == 0 and usage.cache_read_tokens == 0 and usage.cache_write_tokens == 0:
         usage = replace(usage, input_tokens=count_request(call.door, call.body), estimated=True)
     return usage
+
+
+def _moves_key(exc: GatewayError) -> bool:
+    """Another key of the same upstream may succeed: this one was refused, rate-limited or its circuit is open."""
+    return isinstance(exc, UpstreamError) and (
+        exc.key_refused or exc.status_code == 429 or exc.code in ("circuit_open", "upstream_keys_cooling")
+    )
 
 
 def _ms_since(start: float) -> int:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -12,9 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from gateway.auth import Authenticator
 from gateway.conversations import ConversationStore
 from gateway.db.outage import Outage
-from gateway.domain import Route
+from gateway.domain import Route, Upstream
 from gateway.invalidation import Invalidation
-from gateway.manage import learned
+from gateway.manage import learned, upstream_keys
 from gateway.metering import Ledger, MemoryMeter, Meter, RedisMeter
 from gateway.metering.handoff import RedisHandoff
 from gateway.metering.limits import Limiter, MemoryLimiter
@@ -25,9 +28,13 @@ from gateway.routing import Router
 from gateway.security import SecretBox, derive_key
 from gateway.settings import Settings
 from gateway.ssrf import Allowlist, guarded_session
+from gateway.upstreams.affinity import Affinity
 from gateway.upstreams.breaker import Breakers
 from gateway.upstreams.client import Timeouts, create_session
+from gateway.upstreams.key_rates import MemoryKeyRates, RedisKeyRates
+from gateway.upstreams.pool import KeyPool
 from gateway.upstreams.retry import RetryPolicy
+from gateway.webhooks.outbox import enqueue
 from gateway.webhooks.service import Alerts
 from gateway.websearch.backend import SearchBackend
 
@@ -112,7 +119,19 @@ class Services:
             stale_if_error_s=stale,
         )
         redis = meter.redis if isinstance(meter, RedisMeter) else None
-        invalidation = Invalidation(redis, {"keys": auth.forget, "models": router.forget})
+        breakers = Breakers(settings.breaker_threshold, settings.breaker_cooldown_s)
+        pool = KeyPool(
+            breakers,
+            Affinity(redis),
+            RedisKeyRates(redis) if redis is not None else MemoryKeyRates(),
+        )
+
+        def models_changed() -> None:
+            router.forget()
+            pool.forget_disabled()  # a key re-enabled in the database comes back at once
+
+        invalidation = Invalidation(redis, {"keys": auth.forget, "models": models_changed}, {"pool": pool.apply})
+        pool.publish = lambda verdict: invalidation.publish("pool", verdict)
         invalidation.start()
         conversations = ConversationStore(
             sessions, settings.secret_key, ttl_s=settings.conversation_ttl_s, max_bytes=settings.conversation_max_bytes
@@ -152,14 +171,50 @@ class Services:
                 timeouts,
                 settings.anthropic_beta_defaults,
                 retry=RetryPolicy(retries=settings.upstream_retries),
-                breakers=Breakers(settings.breaker_threshold, settings.breaker_cooldown_s),
+                breakers=breakers,
+                pool=pool,
                 envelope_key=derive_key(settings.secret_key, "reasoning-envelope"),
                 web_search=web_search,
             ),
             web_search=web_search,
         )
         services.relay.on_output_limit = services.remember_output_limit
+        services.relay.on_key_disabled = services.disable_key
+        services.relay.on_circuit_open = services.circuit_opened
         return services
+
+    def disable_key(self, upstream: Upstream, reason: str) -> None:
+        """Keep a key the upstream refused disabled (every process then leaves it out) and raise its alert."""
+        key_id = upstream.key_id
+
+        async def disable() -> None:
+            try:
+                async with self.sessions.begin() as db:
+                    row = await upstream_keys.disable_failed_key(db, key_id, reason)
+                    if row is not None:
+                        data = {"upstream_id": upstream.id, "upstream": upstream.name, "key_id": key_id,
+                                "key_name": row.name, "reason": reason}  # fmt: skip
+                        await enqueue(db, event="upstream_key.disabled", tenant_id=upstream.tenant_id, data=data,
+                                      dedupe=f"upstream_key.disabled:{key_id}:{row.disabled_at}")  # fmt: skip
+                if row is not None:
+                    self.invalidation.invalidate("models")
+            except Exception as exc:  # this process keeps it out for a while; the next refusal tries again
+                log.warning("upstream %s: keeping key %s disabled failed: %s", upstream.name, key_id,
+                            type(exc).__name__)  # fmt: skip
+
+        self._spawn(disable(), "relay-disable-upstream-key")
+
+    def circuit_opened(self, upstream: Upstream) -> None:
+        """``upstream.circuit_open``, at most once a minute per key and process (a flapping upstream is one alert)."""
+        minute = int(time.time() // 60)
+        data = {"upstream_id": upstream.id, "upstream": upstream.name, "key_id": upstream.key_id or None}
+        dedupe = f"upstream.circuit_open:{upstream.id}:{upstream.key_id}:{minute}"
+        self.alerts.emit("upstream.circuit_open", upstream.tenant_id, data, dedupe)
+
+    def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(work, name=name)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def remember_output_limit(self, route: Route, limit: int) -> None:
         """Keep an output limit the relay learned in the model's profile, off the request path."""
@@ -171,14 +226,13 @@ class Services:
             except Exception as exc:  # the process still clamps; the next refusal tries again
                 log.warning("model %s: keeping its output limit failed: %s", route.public_name, type(exc).__name__)
 
-        task = asyncio.create_task(remember(), name="relay-remember-output-limit")
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._spawn(remember(), "relay-remember-output-limit")
 
     async def close(self) -> None:
         """Stop everything, each step within its own deadline: shutdown never hangs on a dead database or Redis."""
         await self.conversations.close()
         await self.invalidation.close()
+        await self.relay.pool.affinity.close()
         await self.meter.close()  # the ledger waits at most CLOSE_TIMEOUT_S; the spool keeps the rest
         await self.alerts.close()  # before the HTTP sessions its deliveries use
         await self.http.close()

@@ -30,7 +30,7 @@ class RetryPolicy:
         if exc.code == "circuit_open":
             return None  # waiting cannot help before the cooldown; a fallback can
         if exc.status_code == 429:
-            wait = _retry_after(exc.headers)
+            wait = retry_after(exc.headers)
             if wait is None or wait > self.max_retry_after_s:
                 return None  # a long wait is the client's to decide; it gets the 429 and its retry-after
         elif exc.status_code >= 500:
@@ -40,7 +40,8 @@ class RetryPolicy:
         return wait if waited + wait <= self.max_total_wait_s else None
 
 
-def _retry_after(headers: Mapping[str, str]) -> float | None:
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds an upstream asks us to wait (``retry-after-ms`` or ``retry-after``); None when absent or a date."""
     for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
         raw = headers.get(name)
         if raw is not None:
