@@ -19,11 +19,22 @@ from admin_ui.web import money, page, redirect, services_of, url_with
 from gateway.conversation_upkeep import held_conversations
 from gateway.db.tables import ApiKey, UpstreamRow
 from gateway.errors import InvalidRequest, NotFound
-from gateway.manage import keys, upstreams, usage
-from gateway.manage.usage import UsageQuery, UsageRow
+from gateway.manage import cache_savings, keys, upstreams, usage
+from gateway.manage.usage import Totals, UsageQuery, UsageRow
 
 LOG_DEFAULT_SPAN = timedelta(days=30)
 PAGE_SIZE = 50
+
+
+def _rate(totals: Totals) -> str:
+    """The cache hit rate as a percentage; a dash without prompt tokens."""
+    rate = cache_savings.hit_rate(totals)
+    return "—" if rate is None else f"{rate:.1%}"
+
+
+def _saved(micro: int) -> str:
+    """Money caching saved; a loss (cache writes never read back) shows with a minus sign."""
+    return "-" + money(-micro) if micro < 0 else money(micro)
 
 
 def _key_label(row: UsageRow) -> str:
@@ -43,6 +54,9 @@ async def dashboard(
         spend_series = await spend_over_time(db, admin.tenant_id, data, spend_by)
         has_keys = bool(await keys.list_keys(db, tenant=await tenant_of(db, admin.tenant_id)))
         held = await held_conversations(db, admin.tenant_id)
+        # The range the figures above cover: the last 24 hours exactly, else whole UTC days (see stats).
+        period = UsageQuery.of(admin.tenant_id, data.since, datetime.now(UTC))
+        saved = await cache_savings.savings(db, period, exact=data.range == "24h")
     points = [(b.label, float(b.totals.requests), f"{b.totals.requests:,}", b.title) for b in data.series]
     requests = charts.columns(points, width=960, height=220)
     requests_narrow = charts.columns(points, width=480)  # shown instead on small screens (CSS)
@@ -91,6 +105,9 @@ async def dashboard(
         has_keys=has_keys,
         held=held,
         held_days=services_of(request).settings.conversation_ttl_s / 86400,
+        saved=saved,
+        rate=_rate,
+        saved_label=_saved,
     )
 
 

@@ -102,7 +102,12 @@ def test_totals_and_each_breakdown(u):
         "cache_write_tokens": n,
         "cost_micro_usd": 100 * (n - 2),
         "cost_usd": 100 * (n - 2) / 1e6,
+        # The models "gpt" and "claude" have no price: their caching saved nothing that can be priced.
+        "cache_hit_rate": 2 * n / (10 * n + 2 * n + n),
+        "cache_saved_micro_usd": 0,
+        "cache_saved_usd": 0.0,
     }
+    assert body["cache_unpriced_models"] == ["claude", "gpt"]
     assert [(r["day"], r["requests"]) for r in body["rows"]] == [
         ("2026-10-30", 3),
         ("2026-10-31", 2),

@@ -20,7 +20,7 @@ from litestar.response import Stream
 
 from gateway.api.management.access import Db, OwnTenant, Svc, provide_tenant
 from gateway.errors import NotFound
-from gateway.manage import keys, usage
+from gateway.manage import cache_savings, keys, usage
 from gateway.manage.usage import GroupBy, UsageQuery
 
 Since = Annotated[
@@ -46,6 +46,12 @@ class UsageTotals(msgspec.Struct, kw_only=True):
     cache_write_tokens: int
     cost_micro_usd: int
     cost_usd: float
+    cache_hit_rate: float | None
+    """cache_read / (input + cache_read + cache_write) tokens; null without prompt tokens."""
+    cache_saved_micro_usd: int
+    """cache_read x (input price - cache-read price) - cache_write x (cache-write price - input price),
+    at the models' current prices (negative when cache writes were never read back)."""
+    cache_saved_usd: float
 
 
 class UsageRowOut(UsageTotals, kw_only=True):
@@ -64,6 +70,8 @@ class UsageOut(msgspec.Struct, kw_only=True):
     group_by: str
     totals: UsageTotals
     rows: list[UsageRowOut]
+    cache_unpriced_models: list[str]
+    """Models with cached tokens but no price any more: their caching is counted as saving nothing."""
 
 
 class RequestOut(msgspec.Struct, kw_only=True):
@@ -102,8 +110,13 @@ class RequestsOut(msgspec.Struct, kw_only=True):
     """Null on the last page."""
 
 
-def _totals(t: usage.Totals) -> dict[str, Any]:
-    return t.to_dict()
+def _totals(t: usage.Totals, saved_micro_usd: int) -> dict[str, Any]:
+    return {
+        **t.to_dict(),
+        "cache_hit_rate": cache_savings.hit_rate(t),
+        "cache_saved_micro_usd": saved_micro_usd,
+        "cache_saved_usd": saved_micro_usd / 1_000_000,
+    }
 
 
 async def _query(
@@ -150,10 +163,17 @@ async def usage_summary(
 ) -> UsageOut:
     """Totals of the period and one row per day, model or key (from the daily rollup)."""
     group: GroupBy = usage.check_group_by(group_by or "day")
-    report = await usage.summary(db, await _query(db, tenant, since, until, key_id, model), group)
+    q = await _query(db, tenant, since, until, key_id, model)
+    report = await usage.summary(db, q, group)
+    saved = await cache_savings.savings(db, q)
     rows = [
         UsageRowOut(
-            **_totals(r.totals), day=r.day, model=r.model, key_id=r.key_id, key_prefix=r.key_prefix, key_name=r.key_name
+            **_totals(r.totals, saved.of_row(r)),
+            day=r.day,
+            model=r.model,
+            key_id=r.key_id,
+            key_prefix=r.key_prefix,
+            key_name=r.key_name,
         )
         for r in report.rows
     ]
@@ -161,8 +181,9 @@ async def usage_summary(
         since=report.query.since,
         until=report.query.until,
         group_by=group,
-        totals=UsageTotals(**_totals(report.totals)),
+        totals=UsageTotals(**_totals(report.totals, saved.total_micro_usd)),
         rows=rows,
+        cache_unpriced_models=sorted(saved.unpriced),
     )
 
 
