@@ -161,7 +161,7 @@ async def all_webhooks(session: AsyncSession) -> list[tuple[Webhook, Tenant | No
     rows = await session.execute(
         sa.select(Webhook, Tenant).outerjoin(Tenant, Tenant.id == Webhook.tenant_id).order_by(Webhook.created_at)
     )
-    return [(w, t) for w, t in rows.tuples()]
+    return [(w, t) for w, t in rows]
 
 
 async def webhook_by_id(session: AsyncSession, webhook_id: str, *, tenant_id: str | None) -> Webhook:

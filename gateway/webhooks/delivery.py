@@ -159,7 +159,7 @@ async def deliver(
         ).first()
     if found is None:
         return Outcome(False, None, "gone")
-    delivery, hook = found.tuple()
+    delivery, hook = found
     try:
         secret = box.decrypt(hook.secret_encrypted, context=secret_context(hook.id))
     except (ValueError, InvalidTag):
