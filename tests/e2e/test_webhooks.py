@@ -145,6 +145,11 @@ class Hooks:
 
 @pytest.fixture(scope="module")
 def hooks(backend: tuple[str, Any], _fake_upstream: Any) -> Iterator[Hooks]:
+    yield from running_hooks(backend, _fake_upstream)
+
+
+def running_hooks(backend: tuple[str, Any], _fake_upstream: Any) -> Iterator[Hooks]:
+    """The body of a module's ``hooks`` fixture: a gateway with fast webhook loops and the receiver."""
     _, settings = backend
     receiver = Receiver()
     receiver.thread.start()
