@@ -16,7 +16,7 @@ import httpx
 import pytest
 from test_admin_flow import PASSWORD, off_loop
 
-from gateway.manage import tenants
+from gateway.manage import tenants, upstream_keys
 from gateway.testing.fake_upstream import Reply
 
 pytestmark = pytest.mark.browser
@@ -42,6 +42,21 @@ def _world(stack: Any, fake_url: str) -> tuple[str, str, str]:
         extra_headers={"X-Org-Id": "org-1234567890"},
     )
     model = seed.model(tenant, up, "deepseek-chat-with-a-long-name", input_price=0.27, output_price=1.1)
+    # a pool of three, one of them disabled by the upstream's refusal: the Keys section at its widest
+    for name, weight, priority in (("night-shift-backup", 2, 1), ("overflow-when-the-others-are-cooling", 1, 2)):
+        seed.run(
+            lambda s, n=name, w=weight, p=priority: upstream_keys.add_key(
+                s, up, f"sk-{n}-{secrets.token_hex(8)}", seed.box, name=n, weight=w, priority=p, rpm=600, tpm=2_000_000
+            )
+        )
+
+    async def refused(s: Any) -> None:
+        key = await upstream_keys.get_key(s, up, "night-shift-backup")
+        await upstream_keys.disable_failed_key(
+            s, key.id, "upstream answered 401: invalid api key (authentication_error)"
+        )
+
+    seed.run(refused)
     key = seed.key(tenant, name="laptop of the night shift")
     for _ in range(3):
         seed.key(tenant, name=f"ci-{secrets.token_hex(2)}")
@@ -109,6 +124,13 @@ def test_console_pages_fit_both_sizes_in_light_and_dark(stack: Any, browser: Any
                 page.screenshot(
                     path=str(ARTIFACTS / f"console-{stack.name}-{scheme}-{size}-{label}.png"), full_page=True
                 )
+                if label == "upstream":  # the key pool on its own, legible at both sizes
+                    keys_shot = ARTIFACTS / f"console-{stack.name}-{scheme}-{size}-upstream-keys.png"
+                    page.locator("#keys").screenshot(path=str(keys_shot))
         page.goto(admin + pages["upstream"])
         assert "sk-upstream-secret" not in page.content() and "org-1234567890" not in page.content()
+        pool = page.locator("#keys table.pool tbody tr")
+        assert pool.count() == 3 and "invalid api key" in pool.nth(1).inner_text()
+        assert page.get_by_role("button", name="Enable key night-shift-backup").is_visible()
+        assert "sk-night-shift" not in page.content()
         context.close()
