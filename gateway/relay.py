@@ -225,6 +225,8 @@ class Relay:
             if stated is not None:
                 return await self._retry_clamped(call, resp.status, stated)
             err = scrubbed_error(plan.error(resp.status, raw, resp.headers), secret)
+            if isinstance(err, UpstreamError):
+                err.key_refused = resp.status in (401, 403, 407)
             self._judge_key(call, resp.status, resp.headers, err.message)
             raise err
         if not call.stream:

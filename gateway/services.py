@@ -125,12 +125,7 @@ class Services:
             Affinity(redis),
             RedisKeyRates(redis) if redis is not None else MemoryKeyRates(),
         )
-
-        def models_changed() -> None:
-            router.forget()
-            pool.forget_disabled()  # a key re-enabled in the database comes back at once
-
-        invalidation = Invalidation(redis, {"keys": auth.forget, "models": models_changed}, {"pool": pool.apply})
+        invalidation = Invalidation(redis, {"keys": auth.forget, "models": router.forget}, {"pool": pool.apply})
         pool.publish = lambda verdict: invalidation.publish("pool", verdict)
         invalidation.start()
         conversations = ConversationStore(

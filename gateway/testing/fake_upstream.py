@@ -70,6 +70,12 @@ class RecordedRequest:
     body: bytes
     json: Any
 
+    @property
+    def credential(self) -> str:
+        """The key the request carried: OpenAI's bearer token or Anthropic's ``x-api-key``."""
+        bearer = self.headers.get("authorization", "")
+        return bearer.removeprefix("Bearer ").strip() if bearer else self.headers.get("x-api-key", "")
+
 
 def _json_response(obj: JSON, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     hdrs = {"Content-Type": "application/json", **(headers or {})}
@@ -88,6 +94,7 @@ class FakeUpstream:
         """When set, a Chat Completions request asking for more answers 400 in DeepSeek's words."""
         self._lock = threading.Lock()
         self._queue: collections.deque[Reply] = collections.deque()
+        self._by_key: dict[str, Reply] = {}
         self._default = Reply()
         self._requests: list[RecordedRequest] = []
         self._in_flight = 0
@@ -110,6 +117,14 @@ class FakeUpstream:
         with self._lock:
             self._default = reply
 
+    def script_key(self, credential: str, reply: Reply | None) -> None:
+        """Every completion carrying ``credential`` gets ``reply`` (before the queue); None: no longer."""
+        with self._lock:
+            if reply is None:
+                self._by_key.pop(credential, None)
+            else:
+                self._by_key[credential] = reply
+
     @property
     def requests(self) -> list[RecordedRequest]:
         """A snapshot of every request received so far, oldest first."""
@@ -128,13 +143,17 @@ class FakeUpstream:
         """Clear the queue, the default, recorded requests and the ``cancelled`` counter."""
         with self._lock:
             self._queue.clear()
+            self._by_key.clear()
             self._default = Reply()
             self._requests.clear()
             self._cancelled = 0
             self.max_output_tokens = None
 
-    def _next_reply(self) -> Reply:
+    def _next_reply(self, record: RecordedRequest) -> Reply:
         with self._lock:
+            keyed = self._by_key.get(record.credential)
+            if keyed is not None:
+                return keyed
             return self._queue.popleft() if self._queue else self._default
 
     # ------------------------------------------------------------ lifecycle
@@ -237,7 +256,7 @@ class FakeUpstream:
                 message = f"Invalid max_tokens value, the valid range of max_tokens is [1, {limit}]"
                 return self._error(dialect, 400, message, "invalid_request_error", {})
         # Only completions consume the queue; other paths honour the header (status, delay, …).
-        reply = scripted or (self._next_reply() if kind in _BUILDERS else Reply())
+        reply = scripted or (self._next_reply(record) if kind in _BUILDERS else Reply())
         if reply.delay_s > 0:
             await asyncio.sleep(reply.delay_s)
         rid = "request-id" if dialect == "anthropic" else "x-request-id"

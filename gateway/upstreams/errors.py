@@ -30,16 +30,13 @@ def upstream_error(status: int, body: bytes, headers: Mapping[str, str], *, secr
     if status in (401, 407):
         # Our own upstream credential was refused: a gateway configuration fault, not the client's.
         # A 401 would make Claude Code ask its user to log in again.
-        err = UpstreamError(f"upstream authentication failed: {message}"[:_MAX_MESSAGE], status_code=502)
-    else:
-        err = UpstreamError(
-            message[:_MAX_MESSAGE],
-            status_code=status if 400 <= status <= 599 else 502,
-            error_type=error_type,
-            headers=forwarded,
-        )
-    err.key_refused = status in (401, 403, 407)
-    return err
+        return UpstreamError(f"upstream authentication failed: {message}"[:_MAX_MESSAGE], status_code=502)
+    return UpstreamError(
+        message[:_MAX_MESSAGE],
+        status_code=status if 400 <= status <= 599 else 502,
+        error_type=error_type,
+        headers=forwarded,
+    )
 
 
 def _parse(body: bytes) -> tuple[str | None, str | None]:

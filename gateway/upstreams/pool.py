@@ -34,8 +34,8 @@ from gateway.upstreams.retry import retry_after
 COOL_DEFAULT_S = 1.0
 COOL_MAX_S = 60.0
 DISABLED_LOCAL_S = 60.0
-"""How long this process keeps a key it disabled out on its own word; after that the database's state (read
-with the routes) carries it, so a key re-enabled from the CLI comes back within this time."""
+"""How long a process keeps a refused key out on its own word (the database's state, read with the routes,
+carries it after that): a key re-enabled from the CLI is back within this time, from the API or UI at once."""
 
 _decode = msgspec.json.Decoder(dict[str, object]).decode
 _encode = msgspec.json.Encoder().encode
@@ -170,16 +170,19 @@ class KeyPool:
         key_id = doc.get("k")
         if not isinstance(key_id, str):
             return
+        if doc.get("enabled") is True:
+            self._health.pop(key_id, None)
+            return
         h = self._health.setdefault(key_id, _Health())
         for field in ("cool_until", "disabled_until"):
             value = doc.get(field)
             if isinstance(value, int | float) and value > getattr(h, field):
                 setattr(h, field, float(value))
 
-    def forget_disabled(self) -> None:
-        """The routes were reloaded (a key may have been re-enabled): the database's word holds again."""
-        for h in self._health.values():
-            h.disabled_until = 0.0
+    def enabled(self, key_id: str) -> None:
+        """An operator put ``key_id`` back: every process lets it in at once (else within ``DISABLED_LOCAL_S``)."""
+        self._health.pop(key_id, None)
+        self._share({"k": key_id, "enabled": True})
 
     def states(self, upstream: Upstream) -> dict[str, str]:
         """Each pool key's runtime state in this process: ``active``, ``cooling``, ``disabled`` or ``circuit_open``."""
