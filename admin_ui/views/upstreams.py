@@ -135,6 +135,7 @@ async def _detail(
         test_models = list(await db.scalars(sa.select(ModelRow.upstream_model).where(ModelRow.upstream_id == row.id)))
         doc: Upstream = await upstream_doc(db, row, services.box)
         usage = await upstream_keys.key_usage(db, row.id, datetime.now(UTC) - USAGE_WINDOW)
+        live = services.relay.pool.states(await load_upstream(db, row, services.box))
     can = admin.allows("manage") and (row.tenant_id is not None or admin.allows("platform"))
     return page(
         request,
@@ -155,6 +156,7 @@ async def _detail(
         key_usage=usage,
         no_usage=upstream_keys.KeyUsage(),
         keys_notice=keys_notice,
+        live=live,
     )
 
 
@@ -339,6 +341,8 @@ async def change_key(
                 db, row, key, enabled=action == "enable", reason="disabled in the admin console",
                 actor=admin.actor.label,
             )  # fmt: skip
+    if action == "enable":
+        services.relay.pool.enabled(key_id)  # every worker lets it in at once, not after its minute
     done = {"enable": "enabled: back in the pool", "disable": "disabled: out of the pool until enabled",
             "remove": "removed from the pool"}  # fmt: skip
     return await _keys_done(request, upstream_id, f"Key “{name}” {done[action]}.")

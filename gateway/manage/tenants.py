@@ -16,8 +16,11 @@ from gateway.db.tables import (
     ManagementToken,
     ModelRow,
     Tenant,
+    UpstreamKeyRow,
     UpstreamRow,
     User,
+    Webhook,
+    WebhookDelivery,
 )
 from gateway.errors import Conflict, InvalidRequest, NotFound
 from gateway.manage.names import clean_name
@@ -180,12 +183,17 @@ async def delete_tenant(session: AsyncSession, tenant: Tenant, *, force: bool = 
         )
     # Children first, explicitly: the same on Postgres and on SQLite, whatever its foreign_keys pragma.
     users = sa.select(User.id).where(User.tenant_id == tenant.id).scalar_subquery()
+    upstream_ids = sa.select(UpstreamRow.id).where(UpstreamRow.tenant_id == tenant.id).scalar_subquery()
+    webhook_ids = sa.select(Webhook.id).where(Webhook.tenant_id == tenant.id).scalar_subquery()
     for statement in (
         sa.delete(AdminSession).where(AdminSession.user_id.in_(users)),
         sa.delete(ApiKey).where(ApiKey.tenant_id == tenant.id),
         sa.delete(ManagementToken).where(ManagementToken.tenant_id == tenant.id),
         sa.delete(ModelRow).where(ModelRow.tenant_id == tenant.id),
+        sa.delete(UpstreamKeyRow).where(UpstreamKeyRow.upstream_id.in_(upstream_ids)),
         sa.delete(UpstreamRow).where(UpstreamRow.tenant_id == tenant.id),
+        sa.delete(WebhookDelivery).where(WebhookDelivery.webhook_id.in_(webhook_ids)),
+        sa.delete(Webhook).where(Webhook.tenant_id == tenant.id),
         sa.delete(ConversationTurn).where(ConversationTurn.tenant_id == tenant.id),
         sa.delete(User).where(User.tenant_id == tenant.id),
         sa.delete(Tenant).where(Tenant.id == tenant.id),

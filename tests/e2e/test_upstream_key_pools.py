@@ -220,3 +220,23 @@ def test_a_refused_key_moves_streams_too(stack, fake, door):
         for _ in range(5):
             assert chat(client, stack.url, key).status_code == 200
     assert carried(fake)["k-dead"] <= 1
+
+
+def test_a_key_enabled_again_through_the_api_is_back_at_once(stack, fake):
+    from test_management_api import Api, make_token
+
+    tenant, key = pool(stack.seed, fake, [{"secret": "k-flaky"}, {"secret": "k-steady"}])
+    fake.script_key("k-flaky", Reply(status=401, text="temporarily refused"))
+    with httpx.Client() as client:
+        assert all(chat(client, stack.url, key).status_code == 200 for _ in range(10))
+        deadline = time.monotonic() + 5
+        while (row := key_rows(stack.seed)["k-flaky"]).state != "disabled" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert row.state == "disabled"
+        fake.script_key("k-flaky", None)
+        api = Api(stack, make_token(stack, tenant, "admin"))
+        patched = api.patch(f"/upstreams/{row.upstream_id}/keys/{row.id}", json={"state": "active"})
+        assert patched.status_code == 200 and patched.json()["state"] == "active"
+        fake.reset()
+        assert all(chat(client, stack.url, key).status_code == 200 for _ in range(40))
+    assert carried(fake)["k-flaky"] >= 5  # in the pool again well before its refusal's minute is over

@@ -141,6 +141,8 @@ class UpstreamKeyController(Controller):
                 db, row, key, enabled=data.state == "active", reason=reason.strip() or "disabled by an operator",
                 actor=actor.label,
             )  # fmt: skip
+            if data.state == "active":  # every worker lets it in at once, not after its minute
+                after_commit(db, lambda: services.relay.pool.enabled(key.id))
         _changed(db, services)
         return upstream_key_out(key, services.box)
 
