@@ -571,7 +571,7 @@ class Relay:
             self.pool.rates.spend(upstream.key_id, usage.total_tokens)
         if status == 200:
             self.pool.succeeded(upstream)
-            if call.conversation is not None:
+            if call.conversation is not None and _chose(call):
                 self._background(self.pool.stick(call.conversation, upstream.key_id, call.route.public_name))
 
     async def _completed(self, call: Call, plan: Plan) -> None:
@@ -589,7 +589,7 @@ class Relay:
             log.warning("could not keep reply %s of request %s", kept.get("id"), call.request_id, exc_info=True)
             return
         reply_id, upstream = kept.get("id"), call.route.upstream
-        if isinstance(reply_id, str) and upstream.key_id:  # a continuation naming this reply stays on its key
+        if isinstance(reply_id, str) and upstream.key_id and _chose(call):  # its continuation stays on its key
             chain = response_chain(call.principal.tenant_id, reply_id)
             self._background(self.pool.stick(chain, upstream.key_id, call.route.public_name))
 
@@ -648,6 +648,12 @@ def _usage_or_estimate(call: Call, tap: StreamTap, *, started: bool) -> Usage:
     if usage.input_tokens == 0 and usage.cache_read_tokens == 0 and usage.cache_write_tokens == 0:
         usage = replace(usage, input_tokens=count_request(call.door, call.body), estimated=True)
     return usage
+
+
+def _chose(call: Call) -> bool:
+    """The call's key or model was one choice among several: worth keeping for its conversation."""
+    route = call.route
+    return len(route.upstream.keys) > 1 or bool(route.fallbacks) or route.public_name != call.requested_model
 
 
 def _moves_key(exc: GatewayError) -> bool:
