@@ -9,7 +9,6 @@ COPY pyproject.toml README.md ./
 RUN mkdir -p gateway admin_ui && touch gateway/__init__.py admin_ui/__init__.py \
     && pip install -e . && rm -rf gateway admin_ui
 COPY alembic.ini ./
-COPY migrations ./migrations
 COPY gateway ./gateway
 COPY admin_ui ./admin_ui
 
