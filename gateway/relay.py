@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from dataclasses import replace
@@ -36,11 +35,11 @@ from gateway.metering.outputs import OutputStats
 from gateway.plans import Plan, SearchPlan, converts, make_plan, new_id
 from gateway.protocols.sse import SSEDecoder, SSEError
 from gateway.security import scrub
+from gateway.steering import Steering, moves_key
 from gateway.stream_reading import PING, chunks_or_silence, encode_all, has_error_event, read_what_arrived
 from gateway.tokencount import count_anthropic_request, count_request
 from gateway.upstreams.breaker import Breakers
 from gateway.upstreams.client import Timeouts, UpstreamRequest, read_body, send
-from gateway.upstreams.conversation import conversation_of, response_chain
 from gateway.upstreams.errors import upstream_error
 from gateway.upstreams.headers import endpoint_url, forwarded_response_headers, upstream_headers
 from gateway.upstreams.output_limit import StatedLimit, stated_output_limit
@@ -81,8 +80,7 @@ class Relay:
         self.breakers = self._breakers = breakers or Breakers()
         self.pool = pool or KeyPool(self._breakers)
         """Which key of an upstream's pool carries each attempt, and the keys' health (``upstreams/pool.py``)."""
-        self.on_key_disabled: Callable[[Upstream, str], None] | None = None
-        """Set by the services: keep a refused key disabled (with the reason) and raise its alert."""
+        self.steering = Steering(self.pool, self._background)
         self.on_circuit_open: Callable[[Upstream], None] | None = None
         """Set by the services: raise the ``upstream.circuit_open`` alert."""
         self._http = http
@@ -144,8 +142,7 @@ class Relay:
 
     async def _call_with_fallbacks(self, call: Call, fallbacks: tuple[Route, ...]) -> JSONReply | StreamReply:
         call.requested_model = call.route.public_name
-        call.conversation = conversation_of(call.principal.tenant_id, call.headers, call.body)
-        routes = await self._sticky_first(call, (call.route, *fallbacks))
+        routes = await self.steering.routes(call, (call.route, *fallbacks))
         call.route = routes[0]
         attempts = 0
         waited = 0.0
@@ -161,7 +158,7 @@ class Relay:
                     reply = await self._attempt(attempt)
                 except GatewayError as exc:
                     key_id = attempt.route.upstream.key_id
-                    if key_id and _moves_key(exc) and len(route.upstream.keys) > len(call.tried_keys) + 1:
+                    if key_id and moves_key(exc) and len(route.upstream.keys) > len(call.tried_keys) + 1:
                         call.tried_keys.append(key_id)  # another key of the same upstream, at once
                         call.tries.append((route.public_name, exc.status_code, exc.code))
                         continue
@@ -184,19 +181,9 @@ class Relay:
                 return reply
         raise AssertionError("unreachable: the loop returns or raises")
 
-    async def _sticky_first(self, call: Call, routes: tuple[Route, ...]) -> tuple[Route, ...]:
-        """A conversation that a fallback served keeps that fallback first while it answers (its cache is there)."""
-        if call.conversation is None or len(routes) < 2:
-            return routes
-        sticky = await self.pool.affinity.get(call.conversation)
-        if sticky is None or sticky.model == routes[0].public_name:
-            return routes
-        chosen = [r for r in routes if r.public_name == sticky.model]
-        return (*chosen, *(r for r in routes if r.public_name != sticky.model)) if chosen else routes
-
     async def _attempt(self, call: Call) -> JSONReply | StreamReply:
         if call.route.upstream.keys:
-            call.route = await self._with_key(call)
+            call.route = await self.steering.carry_key(call)
         learned = self.output_limits.get(call.route.model_id)
         if learned is not None and "max_output_tokens" not in call.route.profile:
             call.route = with_output_limit(call.route, learned)
@@ -227,7 +214,7 @@ class Relay:
             err = scrubbed_error(plan.error(resp.status, raw, resp.headers), secret)
             if isinstance(err, UpstreamError):
                 err.key_refused = resp.status in (401, 403, 407)
-            self._judge_key(call, resp.status, resp.headers, err.message)
+            self.steering.judge(call, resp.status, resp.headers, err.message)
             raise err
         if not call.stream:
             return await self._answer_json(call, plan, resp, headers)
@@ -235,34 +222,6 @@ class Relay:
             await self._refuse_non_stream(call, resp)
         headers["cache-control"] = "no-cache"
         return StreamReply(headers=headers, chunks=self._relay_stream(call, plan, plan.make_tap(), resp))
-
-    async def _with_key(self, call: Call) -> Route:
-        """The call's route carrying the pool key for this attempt; an error when every key is out."""
-        upstream = call.route.upstream
-        key = await self.pool.pick(upstream, call.conversation, call.tried_keys)
-        if key is None:
-            wait = self.pool.cooling_left(upstream)
-            if wait is not None:
-                err = UpstreamError(f"every key of upstream {upstream.name!r} is rate-limited", status_code=429,
-                                    headers={"retry-after": str(max(1, math.ceil(wait)))})  # fmt: skip
-                err.code = "upstream_keys_cooling"
-            else:
-                err = UpstreamError(f"no key of upstream {upstream.name!r} is usable now", status_code=503)
-                err.code = "upstream_keys_exhausted"
-            raise err
-        if key.id == upstream.key_id:
-            return call.route
-        return replace(call.route, upstream=replace(upstream, api_key=key.secret, key_id=key.id))
-
-    def _judge_key(self, call: Call, status: int, headers: Mapping[str, str], message: str) -> None:
-        upstream = call.route.upstream
-        verdict = self.pool.judge(upstream, status, headers, message)
-        if verdict.disabled is not None:
-            log.warning("upstream %s: key %s disabled: %s", upstream.name, upstream.key_id, verdict.disabled)
-            if self.on_key_disabled is not None:
-                self.on_key_disabled(upstream, verdict.disabled)
-        elif verdict.cooling_s is not None:
-            log.info("upstream %s: key %s cooling for %.1f s", upstream.name, upstream.key_id, verdict.cooling_s)
 
     async def _open(self, call: Call, request: UpstreamRequest) -> aiohttp.ClientResponse:
         """Send ``request`` to the call's upstream through its key's circuit breaker."""
@@ -555,24 +514,12 @@ class Relay:
         self._meter.record(rec)
         if status == 200 and not usage.estimated:
             self.outputs.observe(output_model(route), asked_output(call.body), usage.output_tokens)
-        self._pool_after(call, status, usage)
+        self.steering.finished(call, status, usage)
         metrics.observe(rec, route.upstream.name)
         call.spent[0] += usage.total_tokens
         call.spent[1] += rec.cost_micro_usd
         if log.isEnabledFor(logging.INFO):
             log.info("%s", request_log_line(rec, call.principal.prefix, call.notes, call.client_request_id))
-
-    def _pool_after(self, call: Call, status: int, usage: Usage) -> None:
-        """What the pool learns from the request's end: tokens for the key's ``tpm``, the conversation's choice."""
-        upstream = call.route.upstream
-        if not upstream.key_id:
-            return
-        if self.pool.rates is not None and any(k.tpm for k in upstream.keys if k.id == upstream.key_id):
-            self.pool.rates.spend(upstream.key_id, usage.total_tokens)
-        if status == 200:
-            self.pool.succeeded(upstream)
-            if call.conversation is not None and _chose(call):
-                self._background(self.pool.stick(call.conversation, upstream.key_id, call.route.public_name))
 
     async def _completed(self, call: Call, plan: Plan) -> None:
         """Hand a completed call's final reply to its keeper (once; never failing the reply)."""
@@ -588,10 +535,9 @@ class Relay:
         except Exception:
             log.warning("could not keep reply %s of request %s", kept.get("id"), call.request_id, exc_info=True)
             return
-        reply_id, upstream = kept.get("id"), call.route.upstream
-        if isinstance(reply_id, str) and upstream.key_id and _chose(call):  # its continuation stays on its key
-            chain = response_chain(call.principal.tenant_id, reply_id)
-            self._background(self.pool.stick(chain, upstream.key_id, call.route.public_name))
+        reply_id = kept.get("id")
+        if isinstance(reply_id, str):
+            self.steering.kept(call, reply_id)
 
     def _background(self, work: Coroutine[Any, Any, None]) -> None:
         """Run ``work`` off the response path (kept referenced until it ends)."""
@@ -648,19 +594,6 @@ def _usage_or_estimate(call: Call, tap: StreamTap, *, started: bool) -> Usage:
     if usage.input_tokens == 0 and usage.cache_read_tokens == 0 and usage.cache_write_tokens == 0:
         usage = replace(usage, input_tokens=count_request(call.door, call.body), estimated=True)
     return usage
-
-
-def _chose(call: Call) -> bool:
-    """The call's key or model was one choice among several: worth keeping for its conversation."""
-    route = call.route
-    return len(route.upstream.keys) > 1 or bool(route.fallbacks) or route.public_name != call.requested_model
-
-
-def _moves_key(exc: GatewayError) -> bool:
-    """Another key of the same upstream may succeed: this one was refused, rate-limited or its circuit is open."""
-    return isinstance(exc, UpstreamError) and (
-        exc.key_refused or exc.status_code == 429 or exc.code in ("circuit_open", "upstream_keys_cooling")
-    )
 
 
 def _ms_since(start: float) -> int:

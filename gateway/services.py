@@ -174,7 +174,7 @@ class Services:
             web_search=web_search,
         )
         services.relay.on_output_limit = services.remember_output_limit
-        services.relay.on_key_disabled = services.disable_key
+        services.relay.steering.on_key_disabled = services.disable_key
         services.relay.on_circuit_open = services.circuit_opened
         return services
 
