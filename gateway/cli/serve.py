@@ -1,17 +1,20 @@
-"""``relay serve``: migrate (embedded), create the first admin when there is none, run uvicorn."""
+"""``relay serve``: migrate (embedded) or check the schema (Postgres), create the first admin when there is
+none, run uvicorn."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import tempfile
 
 import sqlalchemy as sa
 import uvicorn
 
 from gateway.cli.uvicorn_guard import DrainingMultiprocess, GuardedHttpToolsProtocol, proxy_options
-from gateway.db.session import create_engine, create_sessionmaker, migrate
-from gateway.db.tables import User
+from gateway.db.migrate_lock import sqlite_schema_lock, transaction_schema_lock
+from gateway.db.session import create_engine, create_sessionmaker, migrate, schema_behind
+from gateway.db.tables import Tenant, User
 from gateway.manage import accounts, tenants
 from gateway.settings import Settings
 
@@ -33,13 +36,21 @@ instead of 5 s (a worker that dies is still replaced at once).
 
 
 async def _bootstrap(settings: Settings) -> str | None:
-    """Create the first tenant and platform admin on an empty database; return the password, once."""
+    """Create the first tenant and platform admin on an empty database; return the password, once.
+
+    Replicas starting together on a fresh database serialise here on the schema lock (Postgres: an
+    advisory lock for this transaction; SQLite: the caller holds the file lock), so exactly one creates
+    the admin and prints its password; the others find it and return ``None``.
+    """
     engine = create_engine(settings.database_url, pool_size=1)
     try:
         async with create_sessionmaker(engine).begin() as session:
+            await transaction_schema_lock(session)
             if await session.scalar(sa.select(sa.func.count()).select_from(User)):
                 return None
-            tenant = await tenants.create_tenant(session, FIRST_TENANT, actor="relay serve")
+            tenant = await session.scalar(sa.select(Tenant).where(Tenant.name == FIRST_TENANT))
+            if tenant is None:  # an operator may have created it with `relay tenants add` before the first serve
+                tenant = await tenants.create_tenant(session, FIRST_TENANT, actor="relay serve")
             password = accounts.one_time_password()
             user = await tenants.create_user(
                 session,
@@ -58,8 +69,14 @@ async def _bootstrap(settings: Settings) -> str | None:
 
 def serve(settings: Settings, *, host: str | None, port: int | None, workers: int | None) -> int:
     if settings.embedded:
-        migrate(settings.database_url)
-    password = asyncio.run(_bootstrap(settings))
+        migrate(settings.database_url)  # embedded: migrates by itself
+    elif behind := schema_behind(settings.database_url):
+        # Postgres is migrated by `relay migrate` only (once per release: compose's migrate service, a
+        # Kubernetes init container); serving on an old schema would fail request by request instead.
+        print(f"relay serve: {behind}", file=sys.stderr, flush=True)
+        return STARTUP_FAILURE
+    with sqlite_schema_lock(settings.database_url):
+        password = asyncio.run(_bootstrap(settings))
     host = host or settings.host
     port = port or settings.port
     base = f"http://{host}:{port}{settings.root_path}"

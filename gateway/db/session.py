@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,41 @@ def alembic_config(url: str) -> Any:
 
 
 def migrate(url: str) -> None:
-    """Upgrade the database at ``url`` to the newest revision (blocking; call from a thread)."""
+    """Upgrade the database at ``url`` to the newest revision (blocking; call from a thread).
+
+    Safe to run from many processes at once: the migration connection holds the schema lock
+    (gateway/db/migrate_lock.py, taken in gateway/migrations/env.py), so the others wait, then no-op.
+    """
     from alembic import command
 
     command.upgrade(alembic_config(url), "head")
+
+
+def schema_behind(url: str) -> str | None:
+    """``None`` when the database at ``url`` is at this Relay's newest revision (or at a newer one a later
+    release migrated to); otherwise one line saying where it is, what is needed and what to run."""
+    from alembic.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from alembic.util.exc import CommandError
+
+    script = ScriptDirectory.from_config(alembic_config(url))
+    head = script.get_current_head()
+
+    async def current() -> str | None:
+        engine = create_engine(url, pool_size=1)
+        try:
+            async with engine.connect() as conn:
+                return await conn.run_sync(lambda c: MigrationContext.configure(c).get_current_revision())
+        finally:
+            await engine.dispose()
+
+    at = asyncio.run(current())
+    if at == head:
+        return None
+    if at is not None:
+        try:
+            script.get_revision(at)
+        except CommandError:
+            return None  # migrated by a newer release (a rolling upgrade): its migrations keep old code working
+    where = "base (no Relay tables yet)" if at is None else at
+    return f"the database schema is at {where}, this Relay needs {head}: run `relay migrate`"

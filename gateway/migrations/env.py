@@ -1,4 +1,8 @@
-"""Alembic environment: async engine, batch mode for SQLite, URL from the config or RELAY_DATABASE_URL."""
+"""Alembic environment: async engine, batch mode for SQLite, URL from the config or RELAY_DATABASE_URL.
+
+Every online run holds the schema lock (gateway/db/migrate_lock.py) on its connection, so concurrent
+``relay migrate`` runs (N pods' init containers, replicas auto-migrating SQLite) wait and then no-op.
+"""
 
 import asyncio
 import os
@@ -7,6 +11,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from gateway.db.migrate_lock import connection_schema_lock
 from gateway.db.tables import Base
 from gateway.settings import Settings, normalise_database_url
 
@@ -22,14 +27,15 @@ def _url() -> str:
 
 
 def _run(connection: Connection) -> None:
-    context.configure(
-        connection=connection,
-        target_metadata=target_metadata,
-        render_as_batch=connection.dialect.name == "sqlite",
-        compare_type=True,
-    )
-    with context.begin_transaction():
-        context.run_migrations()
+    with connection_schema_lock(connection):
+        context.configure(
+            connection=connection,
+            target_metadata=target_metadata,
+            render_as_batch=connection.dialect.name == "sqlite",
+            compare_type=True,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
 
 
 async def _online() -> None:
