@@ -44,6 +44,10 @@ class Call:
     """The conversation the client named (``gateway.upstreams.conversation``): its key and fallback stick."""
     tried_keys: list[str] = field(default_factory=list)
     """Pool keys of the current route that failed this request before the first byte (not tried again)."""
+    client_ip: str | None = None
+    """The client's address as the server gives it (after ``RELAY_FORWARDED_ALLOW_IPS``): for the log line only."""
+    upstream_ms: int | None = None
+    """The last upstream exchange's part of the latency: from sending it to its response headers (log line only)."""
     keeper: Keeper | None = None
     """Keeps a server-held conversation's turn: ``complete`` with the final reply before its last byte
     is sent (so a client that continues at once finds it), else ``abandon`` when the call ends."""

@@ -231,13 +231,16 @@ class Relay:
             err = UpstreamError(f"upstream {upstream.name!r} is failing; circuit open", status_code=503)
             err.code = "circuit_open"
             raise err
+        sent = time.monotonic()
         try:
             resp = await send(
                 self._session_for(call.route), request, self._timeouts_for(call.route), self._deadline(call)
             )
         except GatewayError:
+            call.upstream_ms = _ms_since(sent)
             self._circuit_failed(upstream, circuit)
             raise
+        call.upstream_ms = _ms_since(sent)  # the upstream's part: from sending to its response headers
         if resp.status >= 500:
             self._circuit_failed(upstream, circuit)
         else:
@@ -519,7 +522,17 @@ class Relay:
         call.spent[0] += usage.total_tokens
         call.spent[1] += rec.cost_micro_usd
         if log.isEnabledFor(logging.INFO):
-            log.info("%s", request_log_line(rec, call.principal.prefix, call.notes, call.client_request_id))
+            line = request_log_line(
+                rec,
+                call.principal.prefix,
+                call.notes,
+                call.client_request_id,
+                client_ip=call.client_ip,
+                upstream=route.upstream.name,
+                upstream_base_url=route.upstream.base_url,
+                upstream_ms=call.upstream_ms,
+            )
+            log.info("%s", line, extra=line.extra)
 
     async def _completed(self, call: Call, plan: Plan) -> None:
         """Hand a completed call's final reply to its keeper (once; never failing the reply)."""

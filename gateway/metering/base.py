@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Protocol
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -54,10 +56,22 @@ class Meter(Protocol):
         ...
 
 
-def request_log_line(
-    rec: UsageRecord, key_prefix: str, notes: tuple[str, ...] = (), client_request_id: str | None = None
-) -> str:
-    """One structured (JSON) line per request: ids, tokens, cost, timings. Never a secret or a prompt."""
+def request_log_fields(
+    rec: UsageRecord,
+    key_prefix: str,
+    notes: tuple[str, ...] = (),
+    client_request_id: str | None = None,
+    *,
+    client_ip: str | None = None,
+    upstream: str | None = None,
+    upstream_base_url: str | None = None,
+    upstream_ms: int | None = None,
+) -> dict[str, object]:
+    """The request line's fields: ids, where it went, tokens, cost, timings. Never a secret or a prompt.
+
+    ``client_ip``, the upstream's name and host and ``upstream_ms`` (the last upstream exchange, from
+    sending it to its response headers) are for the log only: the ledger row does not keep them.
+    """
     u = rec.usage
     doc: dict[str, object] = {
         "event": "request",
@@ -66,11 +80,14 @@ def request_log_line(
         "key": key_prefix,
         "model": rec.model,
         "door": rec.door_dialect,
+        "upstream": upstream,
+        "upstream_host": upstream_host(upstream_base_url),
         "upstream_dialect": rec.upstream_dialect,
         "upstream_key_id": rec.upstream_key_id,
         "stream": rec.stream,
         "status": rec.status,
         "error": rec.error_code,
+        "attempts": rec.attempts,
         "input_tokens": u.input_tokens,
         "output_tokens": u.output_tokens,
         "cache_read_tokens": u.cache_read_tokens,
@@ -78,14 +95,76 @@ def request_log_line(
         "estimated": u.estimated,
         "cost_micro_usd": rec.cost_micro_usd,
         "latency_ms": rec.latency_ms,
+        "upstream_ms": upstream_ms,
         "ttft_ms": rec.ttft_ms,
+        "client_ip": client_ip,
     }
     if rec.attempts > 1:
-        doc["attempts"] = rec.attempts
         doc["served_model"] = rec.served_model
         doc["failed_attempts"] = [{"model": m, "status": st, "error": code} for m, st, code in rec.tries]
     if client_request_id:
         doc["client_request_id"] = client_request_id
     if notes:
         doc["conversion_notes"] = list(notes)
-    return msgspec.json.encode(doc).decode()
+    return doc
+
+
+class LogJson:
+    """The request line as a log argument: its JSON text is made only if a handler asks for the message.
+
+    ``log.info("%s", line, extra=line.extra)``: the JSON formatter (``gateway.logs``) spreads ``extra``'s
+    fields into its one object; a plain handler's ``getMessage()`` gets the same fields as a JSON string.
+    """
+
+    __slots__ = ("fields",)
+
+    def __init__(self, fields: dict[str, object]) -> None:
+        self.fields = fields
+
+    @property
+    def extra(self) -> dict[str, object]:
+        return {"fields": self.fields}
+
+    def __str__(self) -> str:
+        return msgspec.json.encode(self.fields).decode()
+
+
+def request_log_line(
+    rec: UsageRecord,
+    key_prefix: str,
+    notes: tuple[str, ...] = (),
+    client_request_id: str | None = None,
+    *,
+    client_ip: str | None = None,
+    upstream: str | None = None,
+    upstream_base_url: str | None = None,
+    upstream_ms: int | None = None,
+) -> LogJson:
+    """The request line (``request_log_fields``), ready to log."""
+    fields = request_log_fields(
+        rec,
+        key_prefix,
+        notes,
+        client_request_id,
+        client_ip=client_ip,
+        upstream=upstream,
+        upstream_base_url=upstream_base_url,
+        upstream_ms=upstream_ms,
+    )
+    return LogJson(fields)
+
+
+@lru_cache(maxsize=1024)
+def upstream_host(base_url: str | None) -> str | None:
+    """``host:port`` of an upstream's base URL (never its path, query or any credentials in it)."""
+    if not base_url:
+        return None
+    parts = urlsplit(base_url)
+    if not parts.hostname:
+        return None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return f"{host}:{port}" if port else host
