@@ -5,10 +5,13 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from gateway.domain import Dialect, Principal, Route, Usage
 from gateway.metering.limits import Ticket
+
+if TYPE_CHECKING:
+    from gateway.tracing import RequestTrace
 
 
 @dataclass(slots=True)
@@ -51,6 +54,8 @@ class Call:
     keeper: Keeper | None = None
     """Keeps a server-held conversation's turn: ``complete`` with the final reply before its last byte
     is sent (so a client that continues at once finds it), else ``abandon`` when the call ends."""
+    trace: RequestTrace | None = None
+    """The request's spans when tracing is on (``gateway.tracing``), shared by its attempts; None when off."""
 
     @property
     def stream(self) -> bool:
