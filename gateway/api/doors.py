@@ -9,12 +9,17 @@ Request ids: every call gets its own ``req_…`` id, returned as ``request-id`` 
 (each SDK reads one) and used as the ledger's idempotency key, so a client cannot choose it. A
 client's own ``x-request-id`` (printable, up to 128 characters) is kept as its correlation id: it
 is forwarded to the upstream, written in the request's log line and echoed as ``x-client-request-id``.
+
+Log lines: a relayed request's line is written by the relay with its usage; a request refused before
+it reached an upstream (bad key, unknown model, invalid body, a limit) gets one here, with what was
+known by then (``event: request``, status, error code, client_ip, and the key prefix and model once read).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import time
 from typing import Any
 
 from litestar import Litestar
@@ -36,9 +41,10 @@ from gateway.api.validate import parse_body
 from gateway.auth import extract_key
 from gateway.calls import Call, JSONReply, Keeper, StreamReply
 from gateway.db.outage import is_outage
-from gateway.domain import Dialect
+from gateway.domain import Dialect, Route
 from gateway.drain import DRAIN_STATE, Drain
 from gateway.errors import GatewayError, InvalidRequest
+from gateway.metering.base import LogJson
 from gateway.metering.limits import Estimate, estimate_request
 from gateway.services import Services
 from gateway.upstreams.headers import client_request_id
@@ -95,12 +101,23 @@ class DoorsApp:
         request_id = "req_" + os.urandom(16).hex()
         headers = request_headers(scope)
         client_id = client_request_id(headers)
+        started = time.monotonic()
+        client = scope.get("client")
+        client_ip: str | None = client[0] if client else None
+        seen: dict[str, object] = {"client_ip": client_ip}
+        relayed = False
         try:
             raw = await read_body(receive, headers, self._max_body)
             call = await _call(
-                services, door, request_id, headers, raw, client_id, count_tokens=count_tokens, endpoint=endpoint
+                services, door, request_id, headers, raw, client_id, seen, count_tokens=count_tokens, endpoint=endpoint
             )
-            reply = await (services.relay.count_tokens(call) if count_tokens else _relay(services, call))
+            call.client_ip = client_ip
+            if count_tokens:
+                reply: JSONReply | StreamReply = await services.relay.count_tokens(call)
+            else:
+                fallbacks = await _admit(services, call)
+                relayed = True  # from here on, the relay writes the request's line (with its usage)
+                reply = await services.relay.call(call, fallbacks)
         except ClientGone:
             return
         except Exception as exc:
@@ -109,6 +126,9 @@ class DoorsApp:
             elif not isinstance(exc, GatewayError):
                 log.exception("unhandled error in request %s", request_id)
             status, err_headers, body = render_error(exc, door, request_id)
+            if not relayed:
+                seen["latency_ms"] = int((time.monotonic() - started) * 1000)
+                _log_refused(request_id, door, status, exc, seen)
             await send_json(send, status, _with_client_id(err_headers, client_id), body)
             return
         if isinstance(reply, JSONReply):
@@ -124,12 +144,16 @@ async def _call(
     headers: dict[str, str],
     raw: bytes,
     client_id: str | None,
+    seen: dict[str, object],
     *,
     count_tokens: bool,
     endpoint: str = "chat",
 ) -> Call:
+    """The call the request makes; ``seen`` learns the tenant, key prefix and model as they are known."""
     principal = await services.auth.authenticate(extract_key(headers))
+    seen.update(tenant_id=principal.tenant_id, key=principal.prefix)
     body = parse_body(raw, door, count_tokens=count_tokens, endpoint=endpoint)
+    seen["model"] = body["model"]
     route = await services.router.resolve(principal, body["model"])
     keep: Keeper | None = None
     if door is Dialect.RESPONSES:
@@ -150,7 +174,8 @@ async def _call(
     )
 
 
-async def _relay(services: Services, call: Call) -> JSONReply | StreamReply:
+async def _admit(services: Services, call: Call) -> tuple[Route, ...]:
+    """The call's fallbacks, once its key's limits and budgets admitted it (a refusal raises)."""
     try:
         fallbacks = await services.router.fallbacks(call.principal, call.route) if call.route.fallbacks else ()
         limits = call.principal.limits
@@ -167,7 +192,23 @@ async def _relay(services: Services, call: Call) -> JSONReply | StreamReply:
             call.keeper.settled = True
             await call.keeper.abandon()
         raise
-    return await services.relay.call(call, fallbacks)
+    return fallbacks
+
+
+def _log_refused(request_id: str, door: Dialect, status: int, exc: Exception, seen: dict[str, object]) -> None:
+    if not log.isEnabledFor(logging.INFO):
+        return
+    fields: dict[str, object] = {
+        "event": "request",
+        "request_id": request_id,
+        "door": door.value,
+        "status": status,
+        "error": getattr(exc, "code", None) or type(exc).__name__,
+        "attempts": 0,
+        **seen,
+    }
+    line = LogJson(fields)
+    log.info("%s", line, extra=line.extra)
 
 
 async def _method_not_allowed(send: Send, door: Dialect, method: str) -> None:
