@@ -15,8 +15,9 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
+
+from gateway.redis_client import RedisClient
 
 log = logging.getLogger("relay.invalidation")
 CHANNEL = "relay:invalidate"
@@ -25,7 +26,7 @@ CHANNEL = "relay:invalidate"
 class Invalidation:
     def __init__(
         self,
-        redis: aioredis.Redis | None,
+        redis: RedisClient | None,
         targets: dict[str, Callable[[], None]],
         topics: dict[str, Callable[[str], None]] | None = None,
     ) -> None:

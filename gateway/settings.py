@@ -21,11 +21,18 @@ class SettingsError(ValueError):
 class Settings:
     database_url: str = f"sqlite+aiosqlite:///{DEFAULT_SQLITE_FILE}"
     redis_url: str | None = None
+    redis_mode: str = "standalone"
+    """``standalone``, ``cluster`` (``redis_url`` names any node) or ``sentinel`` (it names the sentinels)."""
+    redis_sentinel_master: str = ""
+    """The master's name the sentinels monitor (``sentinel`` mode only)."""
     secret_key: str = field(default="", repr=False)
     host: str = "127.0.0.1"
     port: int = 8080
     workers: int = 1
     log_level: str = "info"
+    log_format: str = ""
+    """``json`` or ``text``; empty: text in development (``RELAY_ENV=development`` or the embedded SQLite
+    default), JSON otherwise (``log_format_resolved``)."""
     max_body_bytes: int = 32 * MIB
     root_path: str = ""
     connect_timeout_s: float = 10.0
@@ -36,7 +43,9 @@ class Settings:
     shutdown_grace_s: float = 60.0
     """On SIGTERM, how long open streams may run on before the process exits."""
     trusted_proxies: str = ""
-    """Comma-separated IPs/CIDRs whose ``X-Forwarded-For``/``-Proto`` are believed; empty trusts nobody."""
+    """``RELAY_FORWARDED_ALLOW_IPS``: comma-separated IPs/CIDRs (``*``: any) whose ``X-Forwarded-For``/``-Proto``
+    set the client IP and scheme; empty trusts nobody. ``RELAY_TRUSTED_PROXIES`` (its former name) and
+    uvicorn's ``FORWARDED_ALLOW_IPS`` are read when it is unset."""
     max_connections: int = 10_000
     """Open connections per worker (uvicorn's ``limit_concurrency``); 0 means no cap."""
     metrics_token: str = field(default="", repr=False)
@@ -93,6 +102,12 @@ class Settings:
         return self.database_url.startswith("sqlite")
 
     @property
+    def log_format_resolved(self) -> str:
+        if self.log_format:
+            return self.log_format
+        return "text" if self.development or self.embedded else "json"
+
+    @property
     def sqlite_path(self) -> Path | None:
         if not self.embedded:
             return None
@@ -116,11 +131,14 @@ class Settings:
         s = cls(
             database_url=normalise_database_url(get("RELAY_DATABASE_URL") or d.database_url),
             redis_url=get("RELAY_REDIS_URL") or None,
+            redis_mode=get("RELAY_REDIS_MODE", "").strip().lower() or d.redis_mode,
+            redis_sentinel_master=get("RELAY_REDIS_SENTINEL_MASTER", "").strip(),
             secret_key=get("RELAY_SECRET_KEY", ""),
             host=get("RELAY_HOST", d.host),
             port=_int(env, "RELAY_PORT", d.port),
             workers=_int(env, "RELAY_WORKERS", d.workers),
             log_level=get("RELAY_LOG_LEVEL", d.log_level).lower(),
+            log_format=get("RELAY_LOG_FORMAT", "").strip().lower(),
             max_body_bytes=_int(env, "RELAY_MAX_BODY_BYTES", d.max_body_bytes),
             root_path=_root_path(get("RELAY_ROOT_PATH", "")),
             connect_timeout_s=_float(env, "RELAY_CONNECT_TIMEOUT", d.connect_timeout_s),
@@ -130,8 +148,7 @@ class Settings:
             keepalive_s=_float(env, "RELAY_KEEPALIVE_INTERVAL", d.keepalive_s),
             shutdown_grace_s=_float(env, "RELAY_SHUTDOWN_GRACE", d.shutdown_grace_s),
             max_connections=_int(env, "RELAY_MAX_CONNECTIONS", d.max_connections),
-            # FORWARDED_ALLOW_IPS is uvicorn's own name, honoured for setups that already use it.
-            trusted_proxies=get("RELAY_TRUSTED_PROXIES", get("FORWARDED_ALLOW_IPS", "")).strip(),
+            trusted_proxies=_first(env, "RELAY_FORWARDED_ALLOW_IPS", "RELAY_TRUSTED_PROXIES", "FORWARDED_ALLOW_IPS"),
             upstream_retries=_int(env, "RELAY_UPSTREAM_RETRIES", d.upstream_retries),
             metrics_token=get("RELAY_METRICS_TOKEN", ""),
             breaker_threshold=_int(env, "RELAY_BREAKER_THRESHOLD", d.breaker_threshold),
@@ -163,6 +180,14 @@ class Settings:
 
     def checked(self) -> Settings:
         """Refuse settings that cannot work (they would fail later, at a worse moment)."""
+        if self.redis_mode not in ("standalone", "cluster", "sentinel"):
+            raise SettingsError("RELAY_REDIS_MODE must be standalone, cluster or sentinel")
+        if self.redis_mode != "standalone" and not self.redis_url:
+            raise SettingsError(f"RELAY_REDIS_MODE={self.redis_mode} needs RELAY_REDIS_URL")
+        if self.redis_mode == "sentinel" and not self.redis_sentinel_master:
+            raise SettingsError("RELAY_REDIS_MODE=sentinel needs RELAY_REDIS_SENTINEL_MASTER (the master's name)")
+        if self.log_format not in ("", "json", "text"):
+            raise SettingsError("RELAY_LOG_FORMAT must be json or text")
         if self.web_search_url and not self.web_search_url.startswith(("http://", "https://")):
             raise SettingsError("RELAY_WEB_SEARCH_URL must be an http:// or https:// URL")
         if self.web_search_price < 0 or self.web_search_timeout_s <= 0:
@@ -210,6 +235,14 @@ def _root_path(value: str) -> str:
     if value and not value.startswith("/"):
         value = "/" + value
     return value
+
+
+def _first(env: Mapping[str, str], *names: str) -> str:
+    """The first of ``names`` that is set (an alias after the documented name), stripped."""
+    for name in names:
+        if (value := env.get(name)) is not None:
+            return value.strip()
+    return ""
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:

@@ -16,10 +16,10 @@ import asyncio
 import logging
 
 import msgspec
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from gateway.metering.base import UsageRecord
+from gateway.redis_client import RedisClient
 
 log = logging.getLogger("relay.ledger")
 GIVE_TIMEOUT_S = 3.0
@@ -29,7 +29,7 @@ _decode = msgspec.json.Decoder(UsageRecord).decode
 
 
 class RedisHandoff:
-    def __init__(self, redis: aioredis.Redis, database: str) -> None:
+    def __init__(self, redis: RedisClient, database: str) -> None:
         self._redis = redis
         self.key = f"relay:ledger:handoff:{database}"
         """One list per database (``spool.database_fingerprint``): records never cross into another."""

@@ -20,8 +20,8 @@ import asyncio
 import logging
 import time
 from collections import deque
+from typing import Any
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from gateway.domain import Limits
@@ -38,20 +38,27 @@ from gateway.metering.limits import (
     period_start,
     rate_limited,
 )
+from gateway.redis_client import RedisClient, is_cluster
 
 log = logging.getLogger("relay.limits")
 
-# KEYS: 1 rpm log, 2 tpm log, 3 in-flight slots, 4 key spent, 5 key reservations, 6 tenant spent, 7 tenant reservations
-# ARGV: 1 ticket, 2 rpm, 3 tpm, 4 concurrency, 5 est tokens, 6 est cost, 7 key budget, 8 tenant budget
-# (limits given as -1 mean none). Returns {1} admitted, {0, what, retry_ms}, or {2, scope} when a spent counter
-# must be seeded first.
+# KEYS: 1 rpm log, 2 tpm log, 3 in-flight slots (when ARGV[9] is 3; none when it is 0), then a (spent,
+# reservations) pair per budget. ARGV: 1 ticket, 2 rpm, 3 tpm, 4 concurrency, 5 est tokens, 6 est cost,
+# 7 window ms, 8 slot ttl ms, 9 rate keys (3 or 0), then per pair: its budget and its scope (key, tenant).
+# Limits given as -1 mean none. Returns {1} admitted, {0, what, retry_ms}, or {2, scope} when a spent
+# counter must be seeded first. Nothing is written unless everything admits.
 ADMIT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local window, slot_ttl = tonumber(ARGV[9]), tonumber(ARGV[10])
+local window, slot_ttl, r = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
 local rpm, tpm, conc = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+if r == 0 then rpm, tpm, conc = -1, -1, -1 end
 local est_tokens, est_cost = tonumber(ARGV[5]), tonumber(ARGV[6])
-local budgets = {{KEYS[4], KEYS[5], tonumber(ARGV[7]), 'key'}, {KEYS[6], KEYS[7], tonumber(ARGV[8]), 'tenant'}}
+local budgets = {}
+for i = r + 1, #KEYS, 2 do
+  local a = 10 + i - r - 1
+  budgets[#budgets + 1] = {KEYS[i], KEYS[i + 1], tonumber(ARGV[a]), ARGV[a + 1]}
+end
 for _, b in ipairs(budgets) do
   if b[3] >= 0 and redis.call('EXISTS', b[1]) == 0 then return {2, b[4]} end
 end
@@ -103,26 +110,31 @@ end
 return {1}
 """
 
-# KEYS as ADMIT. ARGV: 1 ticket, 2 est tokens, 3 real tokens, 4 real cost, 5 est cost, 6 has key budget,
-# 7 has tenant budget, 8 has tpm. A missing spent counter (Redis lost its data) is not created from one
-# settle: the next admit seeds it from the ledger, which has every cost.
+# KEYS: 1 tpm log, 2 in-flight slots (when ARGV[6] is 2; none when it is 0), then a (spent, reservations)
+# pair per budget. ARGV: 1 ticket, 2 est tokens, 3 real tokens, 4 real cost, 5 est cost, 6 rate keys (2 or 0),
+# 7 has tpm. A missing spent counter (Redis lost its data) is not created from one settle: the next admit
+# seeds it from the ledger, which has every cost.
 SETTLE = """
-if ARGV[8] == '1' then
-  local score = redis.call('ZSCORE', KEYS[2], ARGV[1] .. '|' .. ARGV[2])
-  if score then
-    redis.call('ZREM', KEYS[2], ARGV[1] .. '|' .. ARGV[2])
-    redis.call('ZADD', KEYS[2], score, ARGV[1] .. '|' .. ARGV[3])
+if ARGV[6] == '2' then
+  if ARGV[7] == '1' then
+    local score = redis.call('ZSCORE', KEYS[1], ARGV[1] .. '|' .. ARGV[2])
+    if score then
+      redis.call('ZREM', KEYS[1], ARGV[1] .. '|' .. ARGV[2])
+      redis.call('ZADD', KEYS[1], score, ARGV[1] .. '|' .. ARGV[3])
+    end
   end
+  redis.call('ZREM', KEYS[2], ARGV[1])
 end
-redis.call('ZREM', KEYS[3], ARGV[1])
-if ARGV[6] == '1' then
-  redis.call('ZREM', KEYS[5], ARGV[1] .. '|' .. ARGV[5])
-  if redis.call('EXISTS', KEYS[4]) == 1 then redis.call('INCRBY', KEYS[4], ARGV[4]) end
+for i = tonumber(ARGV[6]) + 1, #KEYS, 2 do
+  redis.call('ZREM', KEYS[i + 1], ARGV[1] .. '|' .. ARGV[5])
+  if redis.call('EXISTS', KEYS[i]) == 1 then redis.call('INCRBY', KEYS[i], ARGV[4]) end
 end
-if ARGV[7] == '1' then
-  redis.call('ZREM', KEYS[7], ARGV[1] .. '|' .. ARGV[5])
-  if redis.call('EXISTS', KEYS[6]) == 1 then redis.call('INCRBY', KEYS[6], ARGV[4]) end
-end
+return 1
+"""
+
+# KEYS: sorted sets; ARGV: the member to take out of each. Undoes an admitted step whose next step refused.
+RELEASE = """
+for i, k in ipairs(KEYS) do redis.call('ZREM', k, ARGV[i]) end
 return 1
 """
 
@@ -138,18 +150,36 @@ MONTH_TTL_S = 40 * 86400
 MAX_OWED = 100_000
 """Settles kept for Redis at most; past it the oldest go (the ledger still has them: reconcile catches up)."""
 
+KEY, TENANT = "key", "tenant"
+Step = tuple[str, ...]
+"""The scopes one script call covers: both on a single server, one per call on a cluster."""
+ONE_STEP: tuple[Step, ...] = ((KEY, TENANT),)
+SPLIT: tuple[Step, ...] = ((KEY,), (TENANT,))
 
-def _keys(t: Ticket) -> list[str]:
-    k, tn = t.key_id, t.tenant_id
-    return [
-        f"relay:rl:{{{k}}}:rpm",
-        f"relay:rl:{{{k}}}:tpm",
-        f"relay:rl:{{{k}}}:inflight",
-        f"relay:budget:key:{k}:{t.periods[0]}:spent",
-        f"relay:budget:key:{k}:{t.periods[0]}:reserved",
-        f"relay:budget:tenant:{tn}:{t.periods[1]}:spent",
-        f"relay:budget:tenant:{tn}:{t.periods[1]}:reserved",
-    ]
+
+def rate_keys(key_id: str) -> list[str]:
+    """The key's rpm log, tpm log and in-flight slots: all on the key's hash slot."""
+    return [f"relay:rl:{{k:{key_id}}}:rpm", f"relay:rl:{{k:{key_id}}}:tpm", f"relay:rl:{{k:{key_id}}}:inflight"]
+
+
+def budget_keys(scope: str, owner: str, period: str) -> list[str]:
+    """A budget's spent counter and reservations, on its owner's hash slot (``{k:…}`` or ``{t:…}``)."""
+    tag = f"{{{scope[0]}:{owner}}}"
+    return [f"relay:budget:{tag}:{period}:spent", f"relay:budget:{tag}:{period}:reserved"]
+
+
+def _key_side(lim: Limits) -> bool:
+    return lim.rpm is not None or lim.tpm is not None or lim.concurrency is not None or lim.budget_micro_usd is not None
+
+
+def _pairs(t: Ticket, step: Step) -> list[tuple[str, list[str], int]]:
+    """(scope, keys, budget) of each budget ``step`` covers."""
+    lim, out = t.limits, []
+    if KEY in step and lim.budget_micro_usd is not None:
+        out.append((KEY, budget_keys(KEY, t.key_id, t.periods[0]), lim.budget_micro_usd))
+    if TENANT in step and lim.tenant_budget_micro_usd is not None:
+        out.append((TENANT, budget_keys(TENANT, t.tenant_id, t.periods[1]), lim.tenant_budget_micro_usd))
+    return out
 
 
 def _n(value: int | None) -> int:
@@ -157,20 +187,28 @@ def _n(value: int | None) -> int:
 
 
 class RedisLimiter:
-    def __init__(
-        self, redis: aioredis.Redis, spent: SpentSource, *, fail_closed: bool = False, shares: int = 1
-    ) -> None:
+    def __init__(self, redis: RedisClient, spent: SpentSource, *, fail_closed: bool = False, shares: int = 1) -> None:
         self._redis = redis
         self._admit = redis.register_script(ADMIT)
         self._settle = redis.register_script(SETTLE)
+        self._release = redis.register_script(RELEASE)
         self._reconcile = redis.register_script(RECONCILE)
+        self._steps = SPLIT if is_cluster(redis) else ONE_STEP
+        """On a cluster the key's and the tenant's keys live on different slots: one script each."""
         self._spent = spent
         self._fail_closed = fail_closed
         self._local = MemoryLimiter(spent, share=1 / max(1, shares))
         self._down_until = 0.0
-        self._owed: deque[tuple[Ticket, int, int]] = deque(maxlen=MAX_OWED)
-        """Settles (and fallback charges) Redis has not taken yet: ticket, tokens, cost."""
+        self._owed: deque[tuple[Ticket, int, int, tuple[Step, ...]]] = deque(maxlen=MAX_OWED)
+        """Settles (and fallback charges) Redis has not taken yet: ticket, tokens, cost, the steps still owed."""
         self._recovering = asyncio.Lock()
+
+    def _steps_of(self, t: Ticket) -> tuple[Step, ...]:
+        """The steps ``t`` needs: a cluster skips the key's step without key limits, the tenant's without a budget."""
+        if len(self._steps) == 1:
+            return self._steps
+        needed = {KEY: _key_side(t.limits), TENANT: t.limits.tenant_budget_micro_usd is not None}
+        return tuple(s for s in self._steps if needed[s[0]])
 
     async def admit(self, key_id: str, tenant_id: str, limits: Limits, estimate: Estimate) -> Ticket | None:
         if not limits.any:
@@ -184,76 +222,117 @@ class RedisLimiter:
                 self._redis_down(exc)
                 return await self._fallback(key_id, tenant_id, limits, estimate)
         ticket = new_ticket(key_id, tenant_id, limits, estimate)
-        args: list[str | int] = [
-            ticket.id, _n(limits.rpm), _n(limits.tpm), _n(limits.concurrency), estimate.tokens,
-            estimate.cost_micro_usd, _n(limits.budget_micro_usd), _n(limits.tenant_budget_micro_usd),
-            WINDOW_MS, SLOT_TTL_MS,
-        ]  # fmt: skip
+        done: list[Step] = []
         try:
-            for _ in range(3):
-                result = await self._admit(keys=_keys(ticket), args=args)
-                if int(result[0]) != 2:
+            for step in self._steps_of(ticket):
+                result = await self._admit_step(ticket, step)
+                if int(result[0]) != 1:
+                    await self._undo(ticket, done)
                     break
-                await self._seed(ticket, result[1].decode() if isinstance(result[1], bytes) else str(result[1]))
+                done.append(step)
         except RedisError as exc:
+            await self._undo(ticket, done, quiet=True)
             self._redis_down(exc)
             return await self._fallback(key_id, tenant_id, limits, estimate)
         if int(result[0]) == 1:
             return ticket
-        what = result[1].decode() if isinstance(result[1], bytes) else str(result[1])
+        what = _text(result[1])
         if what.endswith("_budget"):
             raise budget_exceeded(what.removesuffix("_budget"))
         limit = {"requests": limits.rpm, "tokens": limits.tpm, "concurrency": limits.concurrency}[what]
         raise rate_limited(what, limit or 0, int(result[2]) / 1000)
 
+    async def _admit_step(self, t: Ticket, step: Step) -> list[Any]:
+        """One atomic admit on one hash slot, seeding a missing spent counter from the ledger first."""
+        lim, est = t.limits, t.estimate
+        keys = rate_keys(t.key_id) if KEY in step else []
+        args: list[str | int] = [
+            t.id, _n(lim.rpm), _n(lim.tpm), _n(lim.concurrency), est.tokens, est.cost_micro_usd,
+            WINDOW_MS, SLOT_TTL_MS, len(keys),
+        ]  # fmt: skip
+        for scope, names, budget in _pairs(t, step):
+            keys += names
+            args += [budget, scope]
+        for _ in range(3):
+            result: list[Any] = await self._admit(keys=keys, args=args)
+            if int(result[0]) != 2:
+                return result
+            await self._seed(t, _text(result[1]))
+        raise RedisError("a budget's spent counter vanished three times while being seeded")
+
+    async def _undo(self, t: Ticket, steps: list[Step], *, quiet: bool = False) -> None:
+        """Take back what the admitted ``steps`` reserved (a later step refused, or Redis failed)."""
+        for step in steps:
+            keys, members = [], []
+            if KEY in step:
+                keys += rate_keys(t.key_id)
+                members += [t.id, f"{t.id}|{t.estimate.tokens}", t.id]
+            for _, names, _ in _pairs(t, step):
+                keys.append(names[1])
+                members.append(f"{t.id}|{t.estimate.cost_micro_usd}")
+            try:
+                await self._release(keys=keys, args=members)
+            except RedisError:
+                if not quiet:
+                    raise
+                # what stays reserved expires by itself: the rpm entry in a minute, the rest with SLOT_TTL_MS
+
     async def _seed(self, t: Ticket, scope: str) -> None:
         """Start a missing spent counter from the ledger; SET NX so racing workers agree."""
-        keys = _keys(t)
-        if scope == "key":
-            amount = await self._spent("key", t.key_id, period_start(t.limits.budget_period))
-            name = keys[3]
+        if scope == KEY:
+            owner, period, kind = t.key_id, t.periods[0], t.limits.budget_period
         else:
-            amount = await self._spent("tenant", t.tenant_id, period_start(t.limits.tenant_budget_period))
-            name = keys[5]
-        await self._redis.set(name, amount, nx=True, ex=MONTH_TTL_S if ":m" in name else None)
+            owner, period, kind = t.tenant_id, t.periods[1], t.limits.tenant_budget_period
+        amount = await self._spent(scope, owner, period_start(kind))
+        name = budget_keys(scope, owner, period)[0]
+        await self._redis.set(name, amount, nx=True, ex=MONTH_TTL_S if period != "total" else None)
 
     async def settle(self, ticket: Ticket, tokens: int, cost_micro_usd: int) -> None:
         if ticket.settled:
             return
         if ticket.local:
             await self._local.settle(ticket, tokens, cost_micro_usd)
-            if cost_micro_usd and ticket.limits.has_budget:
-                self._owed.append((ticket, 0, cost_micro_usd))  # Redis's counters must hear of it too
+            if cost_micro_usd and ticket.limits.has_budget:  # Redis's counters must hear of it too
+                self._owed.append((ticket, 0, cost_micro_usd, self._steps_of(ticket)))
             return
         ticket.settled = True
-        try:
-            await self._settle_in_redis(ticket, tokens, cost_micro_usd)
-        except RedisError as exc:  # kept, and replayed when Redis answers again
-            self._owed.append((ticket, tokens, cost_micro_usd))
-            self._redis_down(exc)
+        steps = self._steps_of(ticket)
+        for i, step in enumerate(steps):
+            try:
+                await self._settle_step(ticket, tokens, cost_micro_usd, step)
+            except RedisError as exc:  # kept, and replayed when Redis answers again (only the steps not taken)
+                self._owed.append((ticket, tokens, cost_micro_usd, steps[i:]))
+                self._redis_down(exc)
+                return
 
-    async def _settle_in_redis(self, ticket: Ticket, tokens: int, cost_micro_usd: int) -> None:
+    async def _settle_step(self, ticket: Ticket, tokens: int, cost_micro_usd: int, step: Step) -> None:
         lim = ticket.limits
+        keys = rate_keys(ticket.key_id)[1:] if KEY in step else []
+        for _, names, _ in _pairs(ticket, step):
+            keys += names
         args: list[str | int] = [
             ticket.id, ticket.estimate.tokens, tokens, cost_micro_usd, ticket.estimate.cost_micro_usd,
-            int(lim.budget_micro_usd is not None), int(lim.tenant_budget_micro_usd is not None),
-            int(lim.tpm is not None and not ticket.local),
+            2 if KEY in step else 0, int(lim.tpm is not None and not ticket.local),
         ]  # fmt: skip
-        await self._settle(keys=_keys(ticket), args=args)
+        await self._settle(keys=keys, args=args)
 
     async def _catch_up(self) -> None:
         """Replay what Redis missed, then raise every budget it touched to at least the ledger's figure."""
         async with self._recovering:
             touched: dict[str, tuple[str, str, str]] = {}
             while self._owed:
-                ticket, tokens, cost = self._owed[0]
-                await self._settle_in_redis(ticket, tokens, cost)
+                ticket, tokens, cost, steps = self._owed[0]
+                for i, step in enumerate(steps):
+                    try:
+                        await self._settle_step(ticket, tokens, cost, step)
+                    except RedisError:
+                        self._owed[0] = (ticket, tokens, cost, steps[i:])
+                        raise
                 self._owed.popleft()
-                keys = _keys(ticket)
-                if ticket.limits.budget_micro_usd is not None:
-                    touched[keys[3]] = ("key", ticket.key_id, ticket.limits.budget_period)
-                if ticket.limits.tenant_budget_micro_usd is not None:
-                    touched[keys[5]] = ("tenant", ticket.tenant_id, ticket.limits.tenant_budget_period)
+                for scope, names, _ in _pairs(ticket, ONE_STEP[0]):
+                    owner = ticket.key_id if scope == KEY else ticket.tenant_id
+                    period = ticket.limits.budget_period if scope == KEY else ticket.limits.tenant_budget_period
+                    touched[names[0]] = (scope, owner, period)
             for name, (kind, owner, period) in touched.items():
                 await self._reconcile(keys=[name], args=[await self._spent(kind, owner, period_start(period))])
             if touched:
@@ -271,3 +350,7 @@ class RedisLimiter:
         if self._fail_closed:
             raise ServiceUnavailable("metering is unavailable and RELAY_METERING_FAIL_CLOSED is set")
         return await self._local.admit(key_id, tenant_id, limits, estimate)
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

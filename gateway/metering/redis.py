@@ -2,8 +2,10 @@
 
 Counters per key, tenant and model, per day and per minute (requests and each token kind, cost).
 Records are added up in memory and written in one pipeline every ``interval_s`` (one round trip for
-many requests, never on the response path). When Redis is away the owed increments stay in memory
-and are written when it returns, so the counters catch up; the ledger never depends on Redis.
+many requests, never on the response path). Each hash is its own key and the pipeline is not a
+transaction, so on a Redis Cluster the client splits it by node (one round trip per node). When
+Redis is away the owed increments stay in memory and are written when it returns, so the counters
+catch up; the ledger never depends on Redis.
 """
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ import asyncio
 import logging
 from datetime import UTC, datetime
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from gateway import redis_client
 from gateway.metering.base import UsageRecord
 from gateway.metering.ledger import Ledger
+from gateway.redis_client import RedisClient
 
 log = logging.getLogger("relay.meter")
 DAY_TTL_S = 40 * 86400
@@ -82,8 +85,9 @@ def merge_into(hashes: Hashes, name: str, ttl: int, values: list[int] | dict[str
 
 
 class RedisMeter:
-    def __init__(self, url: str, ledger: Ledger, interval_s: float = 0.05) -> None:
-        self.redis: aioredis.Redis = aioredis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
+    def __init__(self, redis: RedisClient | str, ledger: Ledger, interval_s: float = 0.05) -> None:
+        """``redis``: the process's client (``redis_client.connect``), or a standalone server's URL."""
+        self.redis: RedisClient = redis_client.connect(redis) if isinstance(redis, str) else redis
         self._ledger = ledger
         self._interval = interval_s
         self._tallies = Tallies()
@@ -103,7 +107,7 @@ class RedisMeter:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         await self._ledger.close()
-        await self.redis.aclose()
+        await redis_client.close(self.redis)
 
     def record(self, rec: UsageRecord) -> None:
         self._ledger.put(rec)

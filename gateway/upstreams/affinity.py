@@ -18,8 +18,9 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
+
+from gateway.redis_client import RedisClient
 
 log = logging.getLogger("relay.affinity")
 TTL_S = 600.0
@@ -44,7 +45,7 @@ class _Entry:
 class Affinity:
     def __init__(
         self,
-        redis: aioredis.Redis | None = None,
+        redis: RedisClient | None = None,
         *,
         ttl_s: float = TTL_S,
         max_entries: int = 50_000,

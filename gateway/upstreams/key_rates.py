@@ -12,10 +12,10 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from gateway.domain import UpstreamKey
+from gateway.redis_client import RedisClient
 
 log = logging.getLogger("relay.pool")
 
@@ -69,7 +69,7 @@ class MemoryKeyRates:
 
 
 class RedisKeyRates:
-    def __init__(self, redis: aioredis.Redis, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, redis: RedisClient, clock: Callable[[], float] = time.time) -> None:
         self._redis = redis
         self._clock = clock
         self._admit = redis.register_script(_ADMIT)
