@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from gateway import redis_client
 from gateway.auth import Authenticator
 from gateway.conversations import ConversationStore
 from gateway.db.outage import Outage
@@ -74,7 +75,8 @@ class Services:
         ledger = Ledger(sessions, engine.dialect.name, retention_days=settings.usage_retention_days, spool=spool)
         limiter: Limiter
         if settings.redis_url:
-            redis_meter = RedisMeter(settings.redis_url, ledger)
+            client = redis_client.connect(settings.redis_url, settings.redis_mode, settings.redis_sentinel_master)
+            redis_meter = RedisMeter(client, ledger)
             ledger.handoff = RedisHandoff(redis_meter.redis, database_fingerprint(settings.database_url))
             meter: Meter = redis_meter
             limiter = RedisLimiter(
