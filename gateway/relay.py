@@ -22,7 +22,7 @@ from typing import Any
 import aiohttp
 import msgspec
 
-from gateway import metrics
+from gateway import metrics, tracing
 from gateway.calls import Call, JSONReply, StreamReply, request_id_headers
 from gateway.convert.types import StreamTap
 from gateway.convert.usage import estimate_tokens, usage_from_openai
@@ -104,9 +104,12 @@ class Relay:
         Retries and fallbacks are attempts inside the request: it is metered as one row (``call.tries``
         lists the failed attempts). Once a byte has reached the client there is no retry.
         """
+        call.trace = tracing.begin(call)  # None unless tracing is on
         try:
             reply = await self._call_with_fallbacks(call, fallbacks)
-        except BaseException:
+        except BaseException as exc:
+            if call.trace is not None:
+                call.trace.abandon(exc)  # a no-op when the request's row already ended its span
             self._settle(call)
             self._abandon(call)
             raise
@@ -157,6 +160,8 @@ class Relay:
                 try:
                     reply = await self._attempt(attempt)
                 except GatewayError as exc:
+                    if call.trace is not None:
+                        call.trace.attempt_failed(exc.status_code, exc.code)
                     key_id = attempt.route.upstream.key_id
                     if key_id and moves_key(exc) and len(route.upstream.keys) > len(call.tried_keys) + 1:
                         call.tried_keys.append(key_id)  # another key of the same upstream, at once
@@ -199,6 +204,8 @@ class Relay:
             web_search=self._web_search is not None,
         )
         call.notes = plan.notes
+        if call.trace is not None:  # the attempt's span, and its traceparent in the upstream request
+            call.trace.attempt(call.route, plan.request.headers, call.tries)
         if plan.search is not None and self._web_search is not None:
             return await self._searching(call, plan, plan.search, self._web_search)
         resp = await self._open(call, plan.request)
@@ -515,6 +522,8 @@ class Relay:
             error_code=error_code,
         )
         self._meter.record(rec)
+        if call.trace is not None:
+            call.trace.finish(rec, route)  # the request's spans end with its one row
         if status == 200 and not usage.estimated:
             self.outputs.observe(output_model(route), asked_output(call.body), usage.output_tokens)
         self.steering.finished(call, status, usage)
