@@ -15,6 +15,7 @@ from litestar.logging.config import LoggingConfig
 
 from admin_ui import admin_router, session_actor
 from admin_ui.web import error_page
+from gateway import tracing
 from gateway.api.batches import BATCH_HANDLERS
 from gateway.api.doors import DoorsApp
 from gateway.api.errors import gateway_error_handler
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None, *, auto_migrate: bool | None = 
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         if migrate_first:
             await asyncio.to_thread(migrate, settings.database_url)
+        traces = tracing.start()  # OpenTelemetry, in each worker, when OTEL_EXPORTER_OTLP_ENDPOINT is set
         engine = create_engine(settings.database_url)
         services = await Services.start(settings, engine, create_sessionmaker(engine))
         services.relay.drain = drain
@@ -65,6 +67,7 @@ def create_app(settings: Settings | None = None, *, auto_migrate: bool | None = 
             yield
         finally:
             await services.close()
+            await asyncio.to_thread(tracing.stop, traces)  # the last batch of spans goes out
 
     admin_prefix = settings.root_path + "/admin"
 
