@@ -11,11 +11,10 @@ from typing import Any
 
 from litestar import Litestar, Request, Response, Router
 from litestar.exceptions import HTTPException, NotFoundException
-from litestar.logging.config import LoggingConfig
 
 from admin_ui import admin_router, session_actor
 from admin_ui.web import error_page
-from gateway import tracing
+from gateway import logs, tracing
 from gateway.api.batches import BATCH_HANDLERS
 from gateway.api.doors import DoorsApp
 from gateway.api.errors import gateway_error_handler
@@ -99,11 +98,7 @@ def create_app(settings: Settings | None = None, *, auto_migrate: bool | None = 
             Exception: gateway_error_handler,
         },
         request_max_body_size=settings.max_body_bytes,
-        logging_config=LoggingConfig(
-            log_exceptions="always" if settings.development else "debug",
-            configure_root_logger=False,
-            loggers={"relay": {"level": settings.log_level.upper(), "handlers": ["queue_listener"]}},
-        ),
+        logging_config=logs.litestar_config(settings),
         openapi_config=openapi_config(settings.root_path),
         debug=False,
     )

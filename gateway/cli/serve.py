@@ -4,13 +4,14 @@ none, run uvicorn."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
-import sys
 import tempfile
 
 import sqlalchemy as sa
 import uvicorn
 
+from gateway import logs
 from gateway.cli.uvicorn_guard import DrainingMultiprocess, GuardedHttpToolsProtocol, proxy_options
 from gateway.db.migrate_lock import sqlite_schema_lock, transaction_schema_lock
 from gateway.db.session import create_engine, create_sessionmaker, migrate, schema_behind
@@ -68,12 +69,26 @@ async def _bootstrap(settings: Settings) -> str | None:
 
 
 def serve(settings: Settings, *, host: str | None, port: int | None, workers: int | None) -> int:
+    """Run the gateway; logging (``RELAY_LOG_FORMAT``) is set up first, so every line it writes is in that format."""
+    log_config = logs.configure(settings)
+    if not logs.use_json(settings):
+        return _serve(settings, log_config, host=host, port=port, workers=workers)
+    try:  # JSON: a failure to start is one JSON line too, not the CLI's plain error line
+        return _serve(settings, log_config, host=host, port=port, workers=workers)
+    except Exception:
+        logging.getLogger("relay").critical("relay serve could not start", exc_info=True)
+        return STARTUP_FAILURE
+
+
+def _serve(
+    settings: Settings, log_config: dict[str, object], *, host: str | None, port: int | None, workers: int | None
+) -> int:
     if settings.embedded:
         migrate(settings.database_url)  # embedded: migrates by itself
     elif behind := schema_behind(settings.database_url):
         # Postgres is migrated by `relay migrate` only (once per release: compose's migrate service, a
         # Kubernetes init container); serving on an old schema would fail request by request instead.
-        print(f"relay serve: {behind}", file=sys.stderr, flush=True)
+        logs.announce(settings, f"relay serve: {behind}", event="schema_behind", level=logging.ERROR)
         return STARTUP_FAILURE
     with sqlite_schema_lock(settings.database_url):
         password = asyncio.run(_bootstrap(settings))
@@ -81,12 +96,16 @@ def serve(settings: Settings, *, host: str | None, port: int | None, workers: in
     port = port or settings.port
     base = f"http://{host}:{port}{settings.root_path}"
     if password:
-        print(f"First run: tenant '{FIRST_TENANT}' and platform admin {FIRST_ADMIN} created.")
-        print(f"  password (shown once): {password}")
-        print(f"  Sign in at {base}/admin to choose your own.")
+        first = f"First run: tenant '{FIRST_TENANT}' and platform admin {FIRST_ADMIN} created."
+        sign_in = f"{base}/admin"
+        if logs.use_json(settings):  # one line, the password a field of its own (WARNING: never filtered out)
+            logs.announce(settings, f"{first} Sign in at {sign_in} with the one-time password to choose your own.",
+                          event="first_run", level=logging.WARNING, user=FIRST_ADMIN, password=password,
+                          sign_in=sign_in)  # fmt: skip
+        else:
+            print(f"{first}\n  password (shown once): {password}\n  Sign in at {sign_in} to choose your own.")
     doors = f"Anthropic door {base}/v1/messages, OpenAI doors {base}/v1/chat/completions and {base}/v1/responses"
-    # Flushed: under a process manager or a pipe, stdout is block-buffered and the password would wait.
-    print(f"Relay listening on {base}  ({doors})", flush=True)
+    logs.announce(settings, f"Relay listening on {base}  ({doors})", event="listening", url=base)
     workers = workers or settings.workers
     os.environ["RELAY_WORKERS"] = str(workers)  # each worker's settings know how many share the limits
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -99,6 +118,7 @@ def serve(settings: Settings, *, host: str | None, port: int | None, workers: in
         port=port,
         workers=workers,
         log_level=settings.log_level,
+        log_config=log_config,  # uvicorn applies it again in each worker it spawns
         access_log=False,
         loop="uvloop",
         http=GuardedHttpToolsProtocol,
