@@ -18,7 +18,7 @@ from gateway import logs, tracing
 from gateway.api.batches import BATCH_HANDLERS
 from gateway.api.doors import DoorsApp
 from gateway.api.errors import gateway_error_handler
-from gateway.api.health import HEALTH_HANDLERS
+from gateway.api.health import HEALTH_HANDLERS, probe_handlers
 from gateway.api.management import MANAGEMENT_API, openapi_config
 from gateway.api.models import MODEL_HANDLERS
 from gateway.api.responses import RESPONSES_HANDLERS
@@ -88,8 +88,10 @@ def create_app(settings: Settings | None = None, *, auto_migrate: bool | None = 
         ],
         include_in_schema=False,  # the OpenAPI schema documents the management API only
     )
+    # Probes also answer unprefixed under RELAY_ROOT_PATH (Docker HEALTHCHECK, Kubernetes probes: api/health.py).
+    bare_probes = [Router(path="/", route_handlers=probe_handlers(), include_in_schema=False)]
     app = Litestar(
-        route_handlers=[routes],
+        route_handlers=[routes, *(bare_probes if settings.root_path else [])],
         lifespan=[lifespan],
         exception_handlers={
             NotFoundException: not_found,

@@ -1,4 +1,9 @@
-"""Liveness, readiness and the root that Claude Code pre-connects to (``HEAD {BASE}``, no auth)."""
+"""Liveness, readiness and the root that Claude Code pre-connects to (``HEAD {BASE}``, no auth).
+
+``/healthz`` and ``/readyz`` answer under ``RELAY_ROOT_PATH`` like every route, and also at the
+unprefixed path (``probe_handlers``, mounted at ``/`` by ``app.create_app``): Docker's HEALTHCHECK,
+compose and Kubernetes probes call the container directly, not through the proxy that adds the prefix.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from litestar import Request, Response, get, head
+from litestar.handlers import HTTPRouteHandler
 
 from gateway import metrics
 from gateway.errors import AuthenticationFailed, NotFound
@@ -32,12 +38,10 @@ async def root() -> dict[str, str]:
     return {"service": "relay", "doors": "/v1/messages, /v1/chat/completions, /v1/models"}
 
 
-@get("/healthz", media_type="application/json")
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@get("/readyz", media_type="application/json")
 async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, str]]:
     """Ready: 200 ``ok``; 200 ``degraded`` while this process can still serve through an outage; else 503.
 
@@ -87,4 +91,12 @@ async def prometheus_metrics(request: Request[Any, Any, Any]) -> Response[bytes]
     return Response(metrics.exposition(), media_type="text/plain; version=0.0.4")
 
 
-HEALTH_HANDLERS = [root_head, hello_head, root, healthz, readyz, prometheus_metrics]
+def probe_handlers() -> list[HTTPRouteHandler]:
+    """``GET /healthz`` and ``GET /readyz``, as new handlers each call (one set per router that mounts them)."""
+    return [
+        get("/healthz", media_type="application/json")(healthz),
+        get("/readyz", media_type="application/json")(readyz),
+    ]
+
+
+HEALTH_HANDLERS = [root_head, hello_head, root, *probe_handlers(), prometheus_metrics]
