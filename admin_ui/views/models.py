@@ -91,7 +91,10 @@ def _read_model(form: Form) -> dict[str, Any]:
         "max_output_tokens": form.integer("max_output_tokens", label="Max output tokens"),
     }
     for field, label in PRICES:
-        values[field] = form.number(field, label=f"{label} price", default=0.0)
+        values[field] = form.number(field, label=f"{label} price", default=None if "cache" in field else 0.0)
+    for field in ("cache_read_price", "cache_write_price"):  # left empty: the input price, as everywhere
+        if values[field] is None:
+            values[field] = values["input_price"] or 0.0
     return values
 
 

@@ -60,8 +60,9 @@ def _model_options(p: argparse.ArgumentParser, *, update: bool) -> None:
     p.add_argument("--upstream-model", required=not update, metavar="ID")
     p.add_argument("--input-price", type=float, default=price, metavar="USD_PER_MTOK")
     p.add_argument("--output-price", type=float, default=price, metavar="USD_PER_MTOK")
-    p.add_argument("--cache-read-price", type=float, default=price, metavar="USD_PER_MTOK")
-    p.add_argument("--cache-write-price", type=float, default=price, metavar="USD_PER_MTOK")
+    same = "" if update else " (default: the input price)"
+    p.add_argument("--cache-read-price", type=float, metavar="USD_PER_MTOK", help=f"cached input read{same}")
+    p.add_argument("--cache-write-price", type=float, metavar="USD_PER_MTOK", help=f"cached input written{same}")
     clear = " (0 removes it)" if update else ""
     p.add_argument("--max-output-tokens", type=int, help=f"cap on output tokens{clear}")
     p.add_argument("--context-window", type=int, help=f"context window in tokens{clear}")

@@ -113,14 +113,20 @@ async def add_model(
     upstream_model: str,
     input_price: float = 0.0,
     output_price: float = 0.0,
-    cache_read_price: float = 0.0,
-    cache_write_price: float = 0.0,
+    cache_read_price: float | None = None,
+    cache_write_price: float | None = None,
     context_window: int | None = None,
     max_output_tokens: int | None = None,
     profile: dict[str, Any] | None = None,
     fallbacks: list[str] | None = None,
     actor: str = "cli",
 ) -> ModelRow:
+    """A model on ``upstream``. A cache price not given is the input price: a cached token is never billed at
+    nothing unless the operator says so (``0``), and never above input when the provider's figure is unknown."""
+    if cache_read_price is None:
+        cache_read_price = input_price
+    if cache_write_price is None:
+        cache_write_price = input_price
     name = clean_name(name, "model name")
     if any(c.isspace() for c in name):
         raise InvalidRequest(f"model name {name!r} must be non-empty without spaces")

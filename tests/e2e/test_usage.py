@@ -29,7 +29,8 @@ N_EACH = 50  # x 4 kinds of call = 200 requests
 # prompt_tokens (see gateway.testing.fake_replies), so they come back as uncached input.
 CLAUDE = Usage(input_tokens=IN, output_tokens=OUT, cache_read_tokens=CACHE_READ, cache_write_tokens=CACHE_WRITE)
 GPT = Usage(input_tokens=IN + CACHE_WRITE, output_tokens=OUT, cache_read_tokens=CACHE_READ)
-PRICES = {"my-claude": Price(input=3.0, output=15.0), "my-gpt": Price(input=1.0, output=2.0)}
+# The world's models give no cache prices: a cached token is then billed at the input price (``add_model``).
+PRICES = {"my-claude": Price(3.0, 15.0, 3.0, 3.0), "my-gpt": Price(1.0, 2.0, 1.0, 1.0)}
 FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
 
 

@@ -35,8 +35,9 @@ class ModelCreate(Body):
     input_price: Price = 0.0
     """USD per million tokens, like the three other prices."""
     output_price: Price = 0.0
-    cache_read_price: Price = 0.0
-    cache_write_price: Price = 0.0
+    cache_read_price: Price | None = None
+    """Absent or null: the input price (a cached token is never billed at nothing unless you say ``0``)."""
+    cache_write_price: Price | None = None
     context_window: PositiveInt | None = None
     max_output_tokens: PositiveInt | None = None
     profile: dict[str, Any] = {}
