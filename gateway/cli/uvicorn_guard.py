@@ -8,7 +8,8 @@
 - **A cap on connections.** At ``RELAY_MAX_CONNECTIONS`` open connections per worker (uvicorn's
   ``limit_concurrency``, which also answers 503 past that many requests in flight), a new
   connection is closed at once, whether the others are busy or idle.
-- **Proxies.** ``X-Forwarded-*`` is read only from ``RELAY_TRUSTED_PROXIES`` (``proxy_options``).
+- **Proxies.** ``X-Forwarded-For``/``-Proto`` are read only from ``RELAY_FORWARDED_ALLOW_IPS`` (alias:
+  ``RELAY_TRUSTED_PROXIES``; ``proxy_options``).
 - **Drain.** The first ``shutdown`` uvicorn calls on a connection starts the app's ``Drain`` (open
   streams end with an error event before the grace runs out), and the multi-worker supervisor
   closes its copy of the listening socket on SIGTERM: new connections are refused at once instead
@@ -30,8 +31,10 @@ HEADER_TIMEOUT_S = 15.0
 
 
 def proxy_options(settings: Settings) -> dict[str, Any]:
-    """uvicorn's proxy settings: forwarded headers only from ``RELAY_TRUSTED_PROXIES``, none by default.
+    """uvicorn's proxy settings: forwarded headers only from ``RELAY_FORWARDED_ALLOW_IPS``, none by default.
 
+    From a listed proxy, ``X-Forwarded-For`` sets the client address (the sign-in throttle, the request
+    log's ``client_ip``) and ``X-Forwarded-Proto`` the scheme (``Secure`` session cookies behind TLS).
     (uvicorn's own default trusts 127.0.0.1, so anyone on the host, or a sidecar, could claim any
     client IP past the per-IP sign-in throttle.)
     """
