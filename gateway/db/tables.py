@@ -193,6 +193,14 @@ class ManagementToken(Base):
 
 
 class UsageEvent(Base):
+    """The ledger: one row per request.
+
+    On Postgres the table is range-partitioned by month on ``created_at`` (migration
+    ``c20b1550eba6``, ``gateway/metering/partitions.py``), so there its primary key is
+    ``(id, created_at)`` and its request-id uniqueness ``(request_id, created_at)``: a partitioned
+    table's unique constraints must hold the partition key. The model keeps SQLite's one table.
+    """
+
     __tablename__ = "usage_events"
     __table_args__ = (
         # Keyset paging of the request log walks (created_at, id) backwards: id is in every index.

@@ -122,8 +122,12 @@ async def write_batch(session: AsyncSession, batch: Sequence[UsageRecord]) -> Wr
     # Executemany of one cached statement (SQLAlchemy batches it as "insertmanyvalues"): a multi-row
     # .values() would be compiled anew for every batch, which profiled as a fifth of the gateway's CPU.
     # The Core table, not the ORM entity: the ORM's bulk-insert bookkeeping costs more than the insert itself.
+    # No conflict target: the request id's uniqueness is (request_id) on SQLite and on Postgres before
+    # migration c20b1550eba6, (request_id, created_at) on the partitioned ledger after it (a partitioned
+    # table's unique constraints hold its partition key). A replayed record carries its original
+    # created_at, so it conflicts on either; the only other unique key, the sequence's id, never does.
     events = UsageEvent.__table__
-    stmt = insert(events).on_conflict_do_nothing(index_elements=["request_id"]).returning(events.c.request_id)
+    stmt = insert(events).on_conflict_do_nothing().returning(events.c.request_id)
     inserted = set((await session.execute(stmt, list(rows.values()))).scalars())
     fresh = [row for rid, row in rows.items() if rid in inserted]
     if not fresh:
