@@ -7,8 +7,9 @@ the events (idempotent on ``request_id``, so a replayed record never counts twic
 database is away it is retried with capped backoff, and records wait in memory and in the spool
 (an error is logged when more than ``PENDING_WARN`` wait). ``close`` waits at most
 ``CLOSE_TIMEOUT_S``: whatever is not written by then stays in the spool, and the next process
-started on the same spool directory writes it. With a retention set, an hourly task purges old
-events (``rollup.purge_events``).
+started on the same spool directory writes it. A maintenance task keeps the monthly partitions of
+``usage_events`` ahead on Postgres (at start and daily) and, with a retention set, purges old events
+hourly (``partitions.py``: whole partitions on Postgres, rows on SQLite).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from datetime import datetime
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from gateway.metering import rollup
+from gateway.metering import partitions, rollup
 from gateway.metering.base import UsageRecord
 from gateway.metering.handoff import RedisHandoff
 from gateway.metering.spool import ADOPT_EVERY_S, SYNC_EVERY_S, Spool, fsync_all
@@ -39,6 +40,8 @@ CLOSE_TIMEOUT_S = 5.0
 """Shutdown never waits longer on the database: the spool keeps the rest for the next process."""
 SPENT_FLUSH_TIMEOUT_S = 5.0
 RETENTION_EVERY_S = 3600.0
+PARTITIONS_EVERY_S = 86400.0
+PARTITIONS_RETRY_S = 600.0
 POISON_ATTEMPTS = 3
 """A batch refused as bad data (not an outage) this many times is split to isolate the bad record."""
 
@@ -68,6 +71,7 @@ class Ledger:
         self._task: asyncio.Task[None] | None = None
         self._retention_task: asyncio.Task[None] | None = None
         self._retention_days = retention_days
+        self._dialect = dialect
         self._retention_every_s = retention_every_s
         self._warned_at = 0.0
         self._closing = False
@@ -88,8 +92,8 @@ class Ledger:
                 self._spool_task = asyncio.create_task(self._keep_spool(self._spool), name="relay-ledger-spool")
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="relay-ledger")
-        if self._retention_task is None and self._retention_days > 0:
-            self._retention_task = asyncio.create_task(self._retain(), name="relay-ledger-retention")
+        if self._retention_task is None and (self._retention_days > 0 or self._dialect != "sqlite"):
+            self._retention_task = asyncio.create_task(self._maintain(), name="relay-ledger-maintenance")
 
     def put(self, rec: UsageRecord) -> None:
         if self._spool is not None:
@@ -232,12 +236,24 @@ class Ledger:
         await self._write_surely(batch[:half])
         await self._write_surely(batch[half:])
 
-    async def _retain(self) -> None:
+    async def _maintain(self) -> None:
+        """Partitions ahead (at start, then daily; Postgres only) and retention (hourly, when set)."""
+        next_partitions = next_retention = time.monotonic()
         while True:
-            try:
-                deleted = await rollup.purge_events(self._sessions, self._retention_days)
-                if deleted:
-                    log.info("ledger: purged %d usage events older than %d days", deleted, self._retention_days)
-            except Exception as exc:  # the next round tries again
-                log.warning("ledger: purging old usage events failed: %s", type(exc).__name__)
-            await asyncio.sleep(self._retention_every_s)
+            if time.monotonic() >= next_partitions:
+                try:
+                    await partitions.ensure_ahead(self._sessions)
+                    next_partitions = time.monotonic() + PARTITIONS_EVERY_S
+                except Exception as exc:  # the DEFAULT partition takes the rows meanwhile
+                    log.warning("ledger: creating usage_events partitions failed: %s", type(exc).__name__)
+                    next_partitions = time.monotonic() + PARTITIONS_RETRY_S
+            if self._retention_days > 0 and time.monotonic() >= next_retention:
+                next_retention = time.monotonic() + self._retention_every_s
+                try:
+                    deleted = await partitions.purge(self._sessions, self._retention_days)
+                    if deleted:
+                        log.info("ledger: purged %d usage events older than %d days", deleted, self._retention_days)
+                except Exception as exc:  # the next round tries again
+                    log.warning("ledger: purging old usage events failed: %s", type(exc).__name__)
+            due = min(next_partitions, next_retention) if self._retention_days > 0 else next_partitions
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
