@@ -5,6 +5,12 @@ or the admin UI clears the local caches at once and publishes the cache's name; 
 clears its copy when the message arrives. Without Redis (embedded, one process) only the local
 clear happens; the TTLs bound staleness everywhere regardless (a lost message costs seconds).
 
+On a Redis Cluster the channel is classic pub/sub: a ``PUBLISH`` on any node reaches the subscribers
+of every node (the cluster bus relays it), so each process subscribes on the node owning the
+channel's slot and resubscribes, with a fresh slot map, when that node fails or fails over. (Sharded
+pub/sub would save the relaying but needs Redis 7; these messages are few.) Under Sentinel the client
+finds the new master after a failover and the loop resubscribes there.
+
 The same channel carries small verdicts for every process (``publish``: a pool key cooling or refused),
 as ``topic|payload`` messages handed to the topic's handler.
 """
@@ -15,9 +21,9 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from redis.exceptions import RedisError
+from redis.asyncio import RedisCluster
 
-from gateway.redis_client import RedisClient
+from gateway.redis_client import REDIS_ERRORS, RedisClient
 
 log = logging.getLogger("relay.invalidation")
 CHANNEL = "relay:invalidate"
@@ -64,23 +70,32 @@ class Invalidation:
         assert self._redis is not None
         try:
             await self._redis.publish(CHANNEL, message)
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             log.warning("cache invalidation not published (%s); other workers catch up by TTL", type(exc).__name__)
 
     async def _listen(self) -> None:
         assert self._redis is not None
+        lost = False
         while True:
             try:
+                if isinstance(self._redis, RedisCluster):
+                    # The channel's node comes from the slot map; after a failover, ask the cluster afresh.
+                    await (self._redis.nodes_manager.initialize() if lost else self._redis.initialize())
                 async with self._redis.pubsub() as pubsub:
                     await pubsub.subscribe(CHANNEL)
+                    if lost:
+                        log.warning("cache invalidation channel back")
+                    lost = False
                     async for message in pubsub.listen():
                         if message.get("type") == "message":
                             data = message["data"]
                             self._receive(data.decode() if isinstance(data, bytes) else str(data))
             except asyncio.CancelledError:
                 raise
-            except (RedisError, OSError) as exc:
-                log.warning("cache invalidation channel lost (%s); resubscribing", type(exc).__name__)
+            except REDIS_ERRORS as exc:
+                if not lost:
+                    log.warning("cache invalidation channel lost (%s); resubscribing", type(exc).__name__)
+                lost = True
                 await asyncio.sleep(1.0)
 
     def _receive(self, message: str) -> None:

@@ -19,10 +19,14 @@ from urllib.parse import unquote, urlsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
+from redis.exceptions import RedisClusterException, RedisError
 
 RedisClient: TypeAlias = aioredis.Redis | aioredis.RedisCluster
 RedisMode = Literal["standalone", "cluster", "sentinel"]
 MODES: tuple[str, ...] = ("standalone", "cluster", "sentinel")
+REDIS_ERRORS: tuple[type[Exception], ...] = (RedisError, RedisClusterException, OSError)
+"""What a Redis fault raises: a cluster that cannot be reached (or whose slot map has a hole) raises
+``RedisClusterException``, which is not a ``RedisError``."""
 TIMEOUT_S = 1.0
 """Socket and connect timeout of every command: a stalled Redis costs a request at most this."""
 

@@ -16,10 +16,9 @@ import asyncio
 import logging
 
 import msgspec
-from redis.exceptions import RedisError
 
 from gateway.metering.base import UsageRecord
-from gateway.redis_client import RedisClient
+from gateway.redis_client import REDIS_ERRORS, RedisClient
 
 log = logging.getLogger("relay.ledger")
 GIVE_TIMEOUT_S = 3.0
@@ -41,7 +40,7 @@ class RedisHandoff:
                 for start in range(0, len(records), TAKE_BATCH):
                     await self._redis.rpush(self.key, *[_encode(r) for r in records[start : start + TAKE_BATCH]])
             return True
-        except (RedisError, OSError, TimeoutError) as exc:
+        except REDIS_ERRORS as exc:  # TimeoutError is an OSError
             log.error("ledger: handing %d unwritten records to Redis failed (%s)", len(records), type(exc).__name__)
             return False
 

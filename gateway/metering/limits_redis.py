@@ -38,7 +38,7 @@ from gateway.metering.limits import (
     period_start,
     rate_limited,
 )
-from gateway.redis_client import RedisClient, is_cluster
+from gateway.redis_client import REDIS_ERRORS, RedisClient, is_cluster
 
 log = logging.getLogger("relay.limits")
 
@@ -218,7 +218,7 @@ class RedisLimiter:
         if self._owed:
             try:
                 await self._catch_up()
-            except RedisError as exc:
+            except REDIS_ERRORS as exc:
                 self._redis_down(exc)
                 return await self._fallback(key_id, tenant_id, limits, estimate)
         ticket = new_ticket(key_id, tenant_id, limits, estimate)
@@ -230,7 +230,7 @@ class RedisLimiter:
                     await self._undo(ticket, done)
                     break
                 done.append(step)
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             await self._undo(ticket, done, quiet=True)
             self._redis_down(exc)
             return await self._fallback(key_id, tenant_id, limits, estimate)
@@ -272,7 +272,7 @@ class RedisLimiter:
                 members.append(f"{t.id}|{t.estimate.cost_micro_usd}")
             try:
                 await self._release(keys=keys, args=members)
-            except RedisError:
+            except REDIS_ERRORS:
                 if not quiet:
                     raise
                 # what stays reserved expires by itself: the rpm entry in a minute, the rest with SLOT_TTL_MS
@@ -300,7 +300,7 @@ class RedisLimiter:
         for i, step in enumerate(steps):
             try:
                 await self._settle_step(ticket, tokens, cost_micro_usd, step)
-            except RedisError as exc:  # kept, and replayed when Redis answers again (only the steps not taken)
+            except REDIS_ERRORS as exc:  # kept, and replayed when Redis answers again (only the steps not taken)
                 self._owed.append((ticket, tokens, cost_micro_usd, steps[i:]))
                 self._redis_down(exc)
                 return
@@ -325,7 +325,7 @@ class RedisLimiter:
                 for i, step in enumerate(steps):
                     try:
                         await self._settle_step(ticket, tokens, cost, step)
-                    except RedisError:
+                    except REDIS_ERRORS:
                         self._owed[0] = (ticket, tokens, cost, steps[i:])
                         raise
                 self._owed.popleft()

@@ -14,12 +14,10 @@ import asyncio
 import logging
 from datetime import UTC, datetime
 
-from redis.exceptions import RedisError
-
 from gateway import redis_client
 from gateway.metering.base import UsageRecord
 from gateway.metering.ledger import Ledger
-from gateway.redis_client import RedisClient
+from gateway.redis_client import REDIS_ERRORS, RedisClient
 
 log = logging.getLogger("relay.meter")
 DAY_TTL_S = 40 * 86400
@@ -142,7 +140,7 @@ class RedisMeter:
                         pipe.expire(name, ttl)
                     await pipe.execute()
                 return True
-            except (RedisError, OSError) as exc:
+            except REDIS_ERRORS as exc:
                 self._merge_back(owed)
                 log.warning("redis counters deferred (%s); %d hashes owed", type(exc).__name__, len(self._owed))
                 return False

@@ -18,9 +18,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from redis.exceptions import RedisError
-
-from gateway.redis_client import RedisClient
+from gateway.redis_client import REDIS_ERRORS, RedisClient
 
 log = logging.getLogger("relay.affinity")
 TTL_S = 600.0
@@ -73,7 +71,7 @@ class Affinity:
             return None
         try:
             raw = await self._redis.get(name)
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             log.debug("affinity read failed: %s", type(exc).__name__)
             return None
         if not raw:
@@ -107,7 +105,7 @@ class Affinity:
         assert self._redis is not None
         try:
             await self._redis.set(name, f"{sticky.key_id}\n{sticky.model}", ex=int(self._ttl))
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             log.debug("affinity write failed: %s", type(exc).__name__)
 
     async def close(self) -> None:

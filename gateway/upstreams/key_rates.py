@@ -12,10 +12,8 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from redis.exceptions import RedisError
-
 from gateway.domain import UpstreamKey
-from gateway.redis_client import RedisClient
+from gateway.redis_client import REDIS_ERRORS, RedisClient
 
 log = logging.getLogger("relay.pool")
 
@@ -82,7 +80,7 @@ class RedisKeyRates:
     async def admit(self, key: UpstreamKey) -> bool:
         try:
             return bool(await self._admit(keys=list(self._keys(key.id)), args=[key.rpm or 0, key.tpm or 0]))
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             log.warning("upstream key limits unavailable (%s); key %s let through", type(exc).__name__, key.id)
             return True
 
@@ -97,5 +95,5 @@ class RedisKeyRates:
                 pipe.incrby(counter, tokens)
                 pipe.expire(counter, 120)
                 await pipe.execute()
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             log.debug("upstream key tokens not counted: %s", type(exc).__name__)
