@@ -8,8 +8,8 @@ takes the client built here, so the mode is decided in one place:
   ``MOVED``/``ASK``. Every multi-key script keeps its keys on one hash slot (``docs/metering.md``).
 - ``sentinel``: ``RELAY_REDIS_URL`` names one or more sentinels (``redis://s1:26379,s2:26379``) and
   ``RELAY_REDIS_SENTINEL_MASTER`` the monitored master; the client asks the sentinels where the
-  master is and asks again after a failover. Credentials and database of the first URL are the
-  master's; the sentinels are reached without them.
+  master is and asks again after a failover. Credentials, database and ``rediss`` in the URL are the
+  master's; the sentinels are reached without credentials.
 """
 
 from __future__ import annotations
@@ -50,26 +50,23 @@ def connect(url: str, mode: str = "standalone", sentinel_master: str = "") -> Re
 
 
 def sentinel_nodes(url: str) -> tuple[list[tuple[str, int]], dict[str, Any]]:
-    """``redis://[user:pass@]h1:26379,h2:26379[/db]`` (or each part a full URL) → sentinel addresses, and
-    the master's connection options (credentials, database, TLS) taken from the first part."""
+    """``redis://[user:pass@]s1:26379,s2:26379[/db]`` (or each part a full URL) → the sentinels' addresses,
+    and the master's connection options: the credentials, database and TLS written in the URL."""
     nodes: list[tuple[str, int]] = []
     options: dict[str, Any] = {}
-    for i, part in enumerate(p.strip() for p in url.split(",") if p.strip()):
-        if "://" not in part:
-            part = "redis://" + part
-        split = urlsplit(part)
+    for part in (p.strip() for p in url.split(",") if p.strip()):
+        split = urlsplit(part if "://" in part else "redis://" + part)
         if split.scheme not in ("redis", "rediss") or not split.hostname:
             raise ValueError(f"a sentinel must be redis://host:port, got {part.split('@')[-1]!r}")
         nodes.append((split.hostname, split.port or 26379))
-        if i == 0:
-            if split.username:
-                options["username"] = unquote(split.username)
-            if split.password:
-                options["password"] = unquote(split.password)
-            if split.path.strip("/").isdigit():
-                options["db"] = int(split.path.strip("/"))
-            if split.scheme == "rediss":
-                options["ssl"] = True
+        if split.username:
+            options.setdefault("username", unquote(split.username))
+        if split.password:
+            options.setdefault("password", unquote(split.password))
+        if split.path.strip("/").isdigit():
+            options["db"] = int(split.path.strip("/"))
+        if split.scheme == "rediss":
+            options["ssl"] = True
     if not nodes:
         raise ValueError("no sentinel address in RELAY_REDIS_URL")
     return nodes, options

@@ -33,8 +33,10 @@ from support import (
     service_missing,
 )
 
+from gateway import redis_client
 from gateway.manage import tokens
 from gateway.metering.limits_redis import budget_keys, rate_keys
+from gateway.settings import Settings, SettingsError
 from gateway.testing.fake_upstream import FakeUpstream, Reply
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres]
@@ -289,3 +291,29 @@ def test_the_invalidation_channel_survives_a_restart_of_its_node(pair, world, re
     r = httpx.post(a.url + f"/api/v1/keys/{world.key_id}/revoke", headers={"authorization": f"Bearer {token.secret}"})
     assert r.status_code == 200, r.text
     _revoked_on(b, world.key, within_s=2.0)
+
+
+def test_the_redis_mode_settings_are_read_and_checked(tmp_path):
+    env = {
+        "RELAY_DATABASE_URL": f"sqlite:///{tmp_path / 'relay.db'}",
+        "RELAY_SECRET_KEY": "s" * 32,
+        "RELAY_REDIS_URL": "redis://:pw@s1:26379,s2:26380/2",
+        "RELAY_REDIS_MODE": "Sentinel",
+        "RELAY_REDIS_SENTINEL_MASTER": "mymaster",
+    }
+    settings = Settings.from_env(env)
+    assert (settings.redis_mode, settings.redis_sentinel_master) == ("sentinel", "mymaster")
+    assert Settings.from_env({**env, "RELAY_REDIS_MODE": ""}).redis_mode == "standalone"
+    for bad, variable in (
+        ({"RELAY_REDIS_MODE": "sharded"}, "RELAY_REDIS_MODE"),
+        ({"RELAY_REDIS_SENTINEL_MASTER": ""}, "RELAY_REDIS_SENTINEL_MASTER"),
+        ({"RELAY_REDIS_MODE": "cluster", "RELAY_REDIS_URL": ""}, "RELAY_REDIS_URL"),
+    ):
+        with pytest.raises(SettingsError, match=variable):
+            Settings.from_env({**env, **bad})
+    nodes, options = redis_client.sentinel_nodes(env["RELAY_REDIS_URL"])
+    assert nodes == [("s1", 26379), ("s2", 26380)] and options == {"password": "pw", "db": 2}
+    with pytest.raises(ValueError, match="sentinel"):
+        redis_client.sentinel_nodes("http://s1:26379")
+    assert redis_client.is_cluster(redis_client.connect("redis://127.0.0.1:1", "cluster"))
+    assert not redis_client.is_cluster(redis_client.connect("redis://127.0.0.1:1"))
