@@ -120,10 +120,10 @@ def start(env: Mapping[str, str] = os.environ) -> TracerProvider | None:
     return provider
 
 
-def install(provider: TracerProvider) -> None:
-    """Trace requests into ``provider`` (``start`` does this; the benchmark uses an in-memory exporter)."""
+def install(provider: TracerProvider | None) -> None:
+    """Trace requests into ``provider``, or stop tracing with None (``start`` installs; the benchmark switches)."""
     global _kit
-    _kit = _Kit(provider)
+    _kit = None if provider is None else _Kit(provider)
 
 
 def stop(provider: TracerProvider | None) -> None:
