@@ -28,7 +28,7 @@ from support import (
     service_missing,
 )
 
-from gateway.cli.serve import FIRST_TENANT, _bootstrap
+from gateway.cli.serve import FIRST_TENANT, STARTUP_FAILURE, _bootstrap
 from gateway.db.session import alembic_config, create_engine, migrate
 from gateway.settings import normalise_database_url
 
@@ -168,7 +168,7 @@ def test_serve_on_an_unmigrated_database_says_to_run_relay_migrate(pg_url: str, 
         text=True,
         timeout=60,
     )
-    assert r.returncode != 0
+    assert r.returncode == STARTUP_FAILURE  # 3, as the README says
     assert f"the database schema is at base (no Relay tables yet), this Relay needs {_head()}" in r.stderr
     assert "run `relay migrate`" in r.stderr
     assert "Traceback" not in r.stderr and "Relay listening" not in r.stdout
@@ -191,7 +191,7 @@ def test_serve_on_a_database_one_migration_behind_names_both_revisions(pg_url: s
         text=True,
         timeout=60,
     )
-    assert r.returncode != 0
+    assert r.returncode == STARTUP_FAILURE  # 3, as the README says
     assert f"the database schema is at {at}, this Relay needs {_head()}: run `relay migrate`" in r.stderr
 
 
