@@ -23,6 +23,8 @@ import httpx
 import pytest
 from support import REPO, GatewayServer, Seeder, base_settings, free_port, prepare_database
 
+from gateway import tracing
+from gateway.manage import upstream_keys, upstreams
 from gateway.testing.fake_upstream import FakeUpstream, Reply
 
 trace_service_pb2 = pytest.importorskip(
@@ -277,6 +279,49 @@ def test_a_failed_request_and_a_client_that_leaves_mid_stream_end_their_spans_as
     assert request.attrs["http.response.status_code"] == 499 and request.attrs["error.type"] == "client_closed"
     assert request.status != STATUS_ERROR  # the client's doing, not the gateway's
     assert attempts[0].attrs["error.type"] == "client_closed" and request.seconds < 3.5
+
+
+def test_a_key_move_and_a_fallback_are_attempts_of_their_own(traced, fake, receiver):
+    seed = Seeder(traced.settings)
+    tenant = seed.tenant()
+    up = seed.upstream(tenant, base_url=fake.url + "/v1", api_key="k-dead", name="pooled")
+
+    async def second_key(s: Any) -> None:  # k-dead is tried first (priority 1), k-live next (priority 2)
+        row = await upstreams.get_upstream(s, up.name, tenant=tenant)
+        await upstream_keys.add_key(s, row, "k-live", seed.box, priority=2)
+
+    seed.run(second_key)
+    seed.model(tenant, seed.upstream(tenant, base_url=fake.url + "/v1", name="spare-up"), "spare", "spare-id")
+    seed.model(tenant, up, "m", upstream_model="m-id", fallbacks=["spare"])
+    key = seed.key(tenant).secret
+    fake.script_key("k-dead", Reply(status=403, text="forbidden"))
+    fake.script_key("k-live", Reply(status=503, text="overloaded"))
+    try:
+        r = ask(traced, key)
+    finally:
+        fake.script_key("k-dead", None)
+        fake.script_key("k-live", None)
+    assert r.status_code == 200 and r.headers["relay-fallback-model"] == "spare"
+    # k-dead refused (403): another key at once; k-live 503, retried once (503); then the fallback model answers.
+    request, attempts = receiver.trace(r.headers["request-id"], attempts=4)
+    assert [(s.name, s.attrs.get("http.response.status_code")) for s in attempts] == [
+        ("chat m-id", 403), ("chat m-id", 503), ("chat m-id", 503), ("chat spare-id", 200)
+    ]  # fmt: skip
+    assert [s.attrs["relay.upstream"] for s in attempts] == ["pooled"] * 3 + ["spare-up"]
+    assert len({s.attrs["relay.upstream_key_id"] for s in attempts[:3]}) == 2
+    assert request.attrs["relay.served_model"] == "spare" and request.attrs["relay.attempts"] == 4
+    assert request.attrs["gen_ai.request.model"] == "m" and request.attrs["gen_ai.response.model"] == "spare-id"
+    assert [traceparent_ids(q.headers["traceparent"])[1] for q in fake.requests] == [s.span_id for s in attempts]
+
+
+def test_tracing_is_asked_for_by_the_standard_variables():
+    endpoint = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"}
+    assert not tracing.configured({})
+    assert tracing.configured(endpoint)
+    assert tracing.configured({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://collector:4318/v1/traces"})
+    assert not tracing.configured(endpoint | {"OTEL_SDK_DISABLED": "true"})
+    assert not tracing.configured(endpoint | {"OTEL_TRACES_EXPORTER": "none"})
+    assert tracing.start({}) is None
 
 
 # In a fresh interpreter: a gateway serves two requests; which opentelemetry modules did Relay import? The
