@@ -50,6 +50,7 @@ from gateway.services import Services
 from gateway.upstreams.headers import client_request_id
 
 log = logging.getLogger("relay")
+request_log = logging.getLogger("relay.request")
 DOOR_PATHS: dict[str, tuple[Dialect, bool, str]] = {
     "/v1/messages": (Dialect.ANTHROPIC, False, "chat"),
     "/v1/chat/completions": (Dialect.OPENAI, False, "chat"),
@@ -196,7 +197,7 @@ async def _admit(services: Services, call: Call) -> tuple[Route, ...]:
 
 
 def _log_refused(request_id: str, door: Dialect, status: int, exc: Exception, seen: dict[str, object]) -> None:
-    if not log.isEnabledFor(logging.INFO):
+    if not request_log.isEnabledFor(logging.INFO):
         return
     fields: dict[str, object] = {
         "event": "request",
@@ -208,7 +209,7 @@ def _log_refused(request_id: str, door: Dialect, status: int, exc: Exception, se
         **seen,
     }
     line = LogJson(fields)
-    log.info("%s", line, extra=line.extra)
+    request_log.info("%s", line, extra=line.extra)
 
 
 async def _method_not_allowed(send: Send, door: Dialect, method: str) -> None:
