@@ -160,6 +160,8 @@ def configure(settings: Settings) -> dict[str, Any]:
 def litestar_config(settings: Settings) -> LoggingConfig:
     """The application's logging: the ``relay`` and ``litestar`` loggers through Litestar's queue handler."""
     level = settings.log_level.upper()
+    if use_json(settings):
+        logging.captureWarnings(True)  # a spawned worker's warnings are log records too, not plain text
     return LoggingConfig(
         log_exceptions="always" if settings.development else "debug",
         configure_root_logger=False,
