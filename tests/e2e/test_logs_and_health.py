@@ -4,9 +4,11 @@ RELAY_ROOT_PATH at both paths, and RELAY_FORWARDED_ALLOW_IPS (client IP and Secu
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -20,6 +22,7 @@ import pytest
 from support import SECRET, Seeder, base_settings, free_port, prepare_database
 
 from admin_ui import sessions as admin_sessions
+from gateway.logs import JsonFormatter
 from gateway.settings import Settings, SettingsError
 from gateway.testing.fake_upstream import FakeUpstream, Reply
 
@@ -269,3 +272,51 @@ def test_log_format_and_forwarded_allow_ips_settings(tmp_path: Path) -> None:
     both = {**sqlite, "RELAY_FORWARDED_ALLOW_IPS": "10.2.2.2", "RELAY_TRUSTED_PROXIES": "10.1.1.1"}
     assert Settings.from_env(both).trusted_proxies == "10.2.2.2"
     assert Settings.from_env({**sqlite, "FORWARDED_ALLOW_IPS": "10.3.3.3"}).trusted_proxies == "10.3.3.3"
+
+
+def test_json_formatter_keeps_tracebacks_and_access_lines_on_one_line() -> None:
+    formatter = JsonFormatter()
+    try:
+        raise ZeroDivisionError("division by zero")
+    except ZeroDivisionError:
+        record = logging.getLogger("relay").makeRecord(
+            "relay", logging.ERROR, __file__, 1, "failed %s", ("here",), sys.exc_info()
+        )
+    line = formatter.format(record)
+    doc = json.loads(line)
+    assert "\n" not in line and doc["message"] == "failed here" and doc["level"] == "ERROR"
+    assert doc["exc"].startswith("Traceback") and "ZeroDivisionError" in doc["exc"]
+
+    access = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s HTTP/%s" %d',
+        ("1.2.3.4:5", "GET", "/x", "1.1", 200),
+        None,
+    )
+    doc = json.loads(formatter.format(access))
+    assert (doc["client"], doc["method"], doc["path"], doc["status"]) == ("1.2.3.4:5", "GET", "/x", 200)
+    assert doc["message"] == '1.2.3.4:5 - "GET /x HTTP/1.1" 200'
+
+
+def test_a_json_start_up_failure_is_json_too(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
+        env.update(RELAY_LOG_FORMAT="json", RELAY_PORT=str(port), RELAY_SECRET_KEY=SECRET)
+        r = subprocess.run(
+            [sys.executable, "-m", "gateway", "serve"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert r.returncode != 0
+    lines = (r.stdout + r.stderr).splitlines()
+    docs = [json.loads(x) for x in lines]  # every line parses
+    assert any(d["level"] == "ERROR" and "address already in use" in d["message"] for d in docs), lines
