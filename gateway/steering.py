@@ -15,7 +15,7 @@ from typing import Any
 
 from gateway.calls import Call
 from gateway.domain import Route, Upstream, Usage
-from gateway.errors import GatewayError, UpstreamError
+from gateway.errors import GatewayError, UpstreamBlocked, UpstreamError, UpstreamTimeout
 from gateway.upstreams.conversation import conversation_of, response_chain
 from gateway.upstreams.pool import KeyPool
 
@@ -96,7 +96,10 @@ def _chose(call: Call) -> bool:
 
 
 def moves_key(exc: GatewayError) -> bool:
-    """Another key of the same upstream may succeed: this one was refused, rate-limited or its circuit is open."""
-    return isinstance(exc, UpstreamError) and (
-        exc.key_refused or exc.status_code == 429 or exc.code in ("circuit_open", "upstream_keys_cooling")
+    """Another key of the same upstream may succeed: this one was refused, rate-limited, failed (5xx, connection)
+    or its circuit is open. Not after a timeout: the call's time is spent, and a fallback model gets what is left."""
+    return (
+        isinstance(exc, UpstreamError)
+        and not isinstance(exc, UpstreamTimeout | UpstreamBlocked)
+        and (exc.key_refused or exc.status_code == 429 or exc.status_code >= 500)
     )
