@@ -28,8 +28,12 @@ RUN mkdir -p gateway admin_ui && touch gateway/__init__.py admin_ui/__init__.py 
 # The source (migrations, catalog, templates and static files ship inside the wheel: pyproject.toml).
 COPY gateway ./gateway
 COPY admin_ui ./admin_ui
+# EXTRAS: optional extras of the wheel, e.g. `docker build --build-arg EXTRAS=otel` for OpenTelemetry tracing.
+ARG EXTRAS=""
 RUN /opt/relay/bin/pip wheel --no-deps . -w /wheels \
-    && /opt/relay/bin/pip install --no-deps /wheels/relay_gateway-*.whl \
+    && wheel="$(ls /wheels/relay_gateway-*.whl)" \
+    && /opt/relay/bin/pip install --no-deps "$wheel" \
+    && if [ -n "$EXTRAS" ]; then /opt/relay/bin/pip install "$wheel[$EXTRAS]"; fi \
     && /opt/relay/bin/pip uninstall -y numpy faker polyfactory \
     && /opt/relay/bin/python -c "import gateway.app, gateway.tokencount, gateway.cli.serve" \
     && /opt/relay/bin/pip uninstall -y pip setuptools
