@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from gateway.db.migrate_lock import connection_schema_lock
 from gateway.db.tables import Base
+from gateway.metering.partitions import include_name
 from gateway.settings import Settings, normalise_database_url
 
 config = context.config
@@ -33,6 +34,7 @@ def _run(connection: Connection) -> None:
             target_metadata=target_metadata,
             render_as_batch=connection.dialect.name == "sqlite",
             compare_type=True,
+            include_name=include_name,  # the ledger's monthly partitions are the gateway's, not the models'
         )
         with context.begin_transaction():
             context.run_migrations()
