@@ -140,7 +140,6 @@ class Services:
             box,
             http,
             guarded,
-            ledger.spent,
             poll_s=settings.webhook_poll_s,
             sweep_s=settings.webhook_sweep_s,
         )

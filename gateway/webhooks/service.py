@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from gateway.security import SecretBox
 from gateway.webhooks.delivery import Clients, Outcome, deliver_due, send_test
 from gateway.webhooks.outbox import enqueue
-from gateway.webhooks.sweep import SpentFn, sweep
+from gateway.webhooks.sweep import sweep
 
 log = logging.getLogger("relay.webhooks")
 CLOSE_TIMEOUT_S = 5.0
@@ -30,7 +30,6 @@ class Alerts:
         box: SecretBox,
         http: aiohttp.ClientSession,
         guarded_http: aiohttp.ClientSession,
-        spent: SpentFn,
         *,
         poll_s: float = 2.0,
         sweep_s: float = 30.0,
@@ -38,7 +37,6 @@ class Alerts:
         self._sessions = sessions
         self._box = box
         self._clients = Clients(http, guarded_http)
-        self._spent = spent
         self._poll_s = poll_s
         self._sweep_s = sweep_s
         self._loops: list[asyncio.Task[None]] = []
@@ -81,7 +79,7 @@ class Alerts:
         return await deliver_due(self._sessions, self._box, self._clients)
 
     async def sweep(self, now: datetime | None = None) -> int:
-        return await sweep(self._sessions, self._spent, now=now or datetime.now(UTC))
+        return await sweep(self._sessions, now=now or datetime.now(UTC))
 
     async def test(self, webhook_id: str) -> Outcome:
         """Queue a ``webhook.test`` for this webhook alone and send it now (once: a test is not retried)."""

@@ -29,7 +29,6 @@ from support import GatewayServer, Seeder
 from gateway.db.session import create_engine, create_sessionmaker
 from gateway.db.tables import Tenant, WebhookDelivery
 from gateway.manage import tenants, webhooks
-from gateway.metering import rollup
 from gateway.ssrf import Allowlist
 from gateway.webhooks.outbox import enqueue
 from gateway.webhooks.signing import verify
@@ -125,18 +124,13 @@ class Hooks:
         return self.seed.run(rows)
 
     def run_sweep(self) -> int:
-        """One more sweep, as another replica would run it (its own engine, spend straight from the ledger)."""
+        """One more sweep, as another replica would run it (its own engine, spend from the rollups)."""
 
         async def go() -> int:
             engine = create_async_engine(self.settings.database_url, poolclass=NullPool)
             sessions = create_sessionmaker(engine)
-
-            async def spent(kind: str, owner: str, since: datetime | None) -> int:
-                async with sessions() as s:
-                    return await rollup.spent_since(s, kind, owner, since)
-
             try:
-                return await sweep(sessions, spent)
+                return await sweep(sessions)
             finally:
                 await engine.dispose()
 

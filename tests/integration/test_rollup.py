@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from gateway.db.tables import ApiKey, Tenant, UsageDaily, UsageEvent
 from gateway.domain import Usage
 from gateway.manage import usage
-from gateway.metering import Ledger, UsageRecord
+from gateway.metering import Ledger, UsageRecord, rollup
 from gateway.metering import ledger as ledger_module
 from gateway.metering.rollup import purge_events, write_batch
 from gateway.settings import Settings
@@ -283,3 +283,18 @@ async def test_write_batch_is_one_transaction(sessions):
             await write_batch(s, [rec(t) for _ in range(3)])
             raise RuntimeError("crash before commit")
     assert await events(sessions, t) == 0 and (await daily(sessions, t))["requests"] == 0
+
+
+async def test_spent_by_sums_many_owners_like_spent_since_one_by_one(sessions):
+    t, other = tenant_id(), tenant_id()
+    month = datetime(2026, 5, 1, tzinfo=UTC)
+    batch = [rec(t, key_id="ka", at=month + timedelta(days=d)) for d in range(3)]
+    batch += [rec(t, key_id="kb", at=month - timedelta(days=2)), rec(other, key_id="kc", at=month)]
+    await Ledger(sessions).write(batch)
+    async with sessions() as s:
+        for kind, owners in (("key", ["ka", "kb", "kc", "never-used"]), ("tenant", [t, other])):
+            for since in (month, None):
+                grouped = await rollup.spent_by(s, kind, owners, since)
+                one_by_one = {o: await rollup.spent_since(s, kind, o, since) for o in owners}
+                assert {o: grouped.get(o, 0) for o in owners} == one_by_one
+        assert await rollup.spent_by(s, "key", ["ka", "kb"], month) == {"ka": 21}  # kb spent before the month
