@@ -2,7 +2,7 @@
 
 A JSON line has ``ts`` (UTC, ISO 8601, milliseconds), ``level``, ``logger`` and ``message``, then the
 record's structured fields: the mapping a caller passes as ``extra={"fields": {...}}`` (the request
-line, ``metering.base.request_log_fields``) becomes top-level keys, and so do other ``extra`` values.
+line, ``metering.base.request_log_line``) becomes top-level keys, and so do other ``extra`` values.
 An exception is one ``exc`` string (its traceback, newlines escaped), never extra lines.
 
 ``dict_config`` is what ``relay serve`` installs before anything is printed and hands to uvicorn as its

@@ -7,6 +7,7 @@ from a skip into a failure.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import secrets
@@ -15,7 +16,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -88,6 +89,25 @@ def drop_postgres_database(url: str) -> None:
             await conn.close()
 
     asyncio.run(drop())
+
+
+@contextlib.contextmanager
+def scratch_postgres(*, with_redis: bool = True) -> Iterator[str]:
+    """A fresh Postgres database (its URL), dropped afterwards; ``with_redis``: the shared Redis must answer too.
+    A service that does not answer skips the test (fails it under ``RELAY_TEST_REQUIRE_SERVICES``)."""
+    try:
+        url = create_postgres_database()
+    except Exception as exc:
+        service_missing("PostgreSQL", exc)
+    try:
+        if with_redis:
+            try:
+                check_redis()
+            except Exception as exc:
+                service_missing("Redis", exc)
+        yield url
+    finally:
+        drop_postgres_database(url)
 
 
 def check_redis() -> None:

@@ -56,7 +56,7 @@ class Meter(Protocol):
         ...
 
 
-def request_log_fields(
+def request_log_line(
     rec: UsageRecord,
     key_prefix: str,
     notes: tuple[str, ...] = (),
@@ -66,8 +66,8 @@ def request_log_fields(
     upstream: str | None = None,
     upstream_base_url: str | None = None,
     upstream_ms: int | None = None,
-) -> dict[str, object]:
-    """The request line's fields: ids, where it went, tokens, cost, timings. Never a secret or a prompt.
+) -> LogJson:
+    """The request line, ready to log: ids, where it went, tokens, cost, timings. Never a secret or a prompt.
 
     ``client_ip``, the upstream's name and host and ``upstream_ms`` (the last upstream exchange, from
     sending it to its response headers) are for the log only: the ledger row does not keep them.
@@ -106,7 +106,7 @@ def request_log_fields(
         doc["client_request_id"] = client_request_id
     if notes:
         doc["conversion_notes"] = list(notes)
-    return doc
+    return LogJson(doc)
 
 
 class LogJson:
@@ -127,31 +127,6 @@ class LogJson:
 
     def __str__(self) -> str:
         return msgspec.json.encode(self.fields).decode()
-
-
-def request_log_line(
-    rec: UsageRecord,
-    key_prefix: str,
-    notes: tuple[str, ...] = (),
-    client_request_id: str | None = None,
-    *,
-    client_ip: str | None = None,
-    upstream: str | None = None,
-    upstream_base_url: str | None = None,
-    upstream_ms: int | None = None,
-) -> LogJson:
-    """The request line (``request_log_fields``), ready to log."""
-    fields = request_log_fields(
-        rec,
-        key_prefix,
-        notes,
-        client_request_id,
-        client_ip=client_ip,
-        upstream=upstream,
-        upstream_base_url=upstream_base_url,
-        upstream_ms=upstream_ms,
-    )
-    return LogJson(fields)
 
 
 @lru_cache(maxsize=1024)

@@ -9,11 +9,8 @@ import pytest
 from support import (
     REDIS_URL,
     base_settings,
-    check_redis,
-    create_postgres_database,
-    drop_postgres_database,
     prepare_database,
-    service_missing,
+    scratch_postgres,
 )
 
 from gateway.testing.fake_upstream import FakeUpstream
@@ -48,16 +45,7 @@ def world(stack: Any, fake: FakeUpstream) -> World:
 def pg_settings() -> Any:
     """Settings of a Postgres database of the module's own, with the shared Redis: the production backend,
     for tests that only make sense there (several gateways, Redis outages)."""
-    try:
-        url = create_postgres_database()
-    except Exception as exc:
-        service_missing("PostgreSQL", exc)
-    try:
-        check_redis()
-    except Exception as exc:
-        drop_postgres_database(url)
-        service_missing("Redis", exc)
-    settings = base_settings(url, REDIS_URL)
-    prepare_database(settings)
-    yield settings
-    drop_postgres_database(url)
+    with scratch_postgres() as url:
+        settings = base_settings(url, REDIS_URL)
+        prepare_database(settings)
+        yield settings

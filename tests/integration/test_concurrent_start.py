@@ -21,11 +21,8 @@ from support import (
     REDIS_URL,
     SECRET,
     base_settings,
-    check_redis,
-    create_postgres_database,
-    drop_postgres_database,
     free_port,
-    service_missing,
+    scratch_postgres,
 )
 
 from gateway.cli.serve import FIRST_TENANT, STARTUP_FAILURE, _bootstrap
@@ -46,17 +43,8 @@ def _head() -> str:
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
-    try:
-        url = create_postgres_database()
-    except Exception as exc:
-        service_missing("PostgreSQL", exc)
-    try:
-        check_redis()
-    except Exception as exc:
-        drop_postgres_database(url)
-        service_missing("Redis", exc)
-    yield url
-    drop_postgres_database(url)
+    with scratch_postgres() as url:
+        yield url
 
 
 def _env(database_url: str) -> dict[str, str]:

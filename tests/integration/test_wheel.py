@@ -24,11 +24,8 @@ from support import (
     REDIS_URL,
     REPO,
     SECRET,
-    check_redis,
-    create_postgres_database,
-    drop_postgres_database,
     free_port,
-    service_missing,
+    scratch_postgres,
 )
 
 INSTALL_TIMEOUT_S = 300
@@ -114,17 +111,8 @@ def test_relay_migrate_from_the_wheel_on_sqlite(installed: Installed) -> None:
 
 @pytest.mark.postgres
 def test_relay_migrate_and_serve_from_the_wheel_on_postgres(installed: Installed) -> None:
-    try:
-        url = create_postgres_database()
-    except Exception as exc:
-        service_missing("PostgreSQL", exc)
-    try:
-        check_redis()
-    except Exception as exc:
-        drop_postgres_database(url)
-        service_missing("Redis", exc)
-    env = installed.env(RELAY_DATABASE_URL=url, RELAY_REDIS_URL=REDIS_URL)
-    try:
+    with scratch_postgres() as url:
+        env = installed.env(RELAY_DATABASE_URL=url, RELAY_REDIS_URL=REDIS_URL)
         r = _run([installed.relay, "migrate"], cwd=installed.work, env=env, timeout=120)
         assert "database is at the newest revision" in r.stdout
         port = free_port()
@@ -162,5 +150,3 @@ def test_relay_migrate_and_serve_from_the_wheel_on_postgres(installed: Installed
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.communicate()
-    finally:
-        drop_postgres_database(url)

@@ -138,3 +138,16 @@ def test_affinity_is_bounded_and_expires():
         assert await store.get("c4") is None
 
     run(go())
+
+
+def test_conversation_names_follow_the_clients_order_and_stay_within_a_tenant():
+    from gateway.upstreams.conversation import conversation_of, response_chain
+
+    body = {"prompt_cache_key": "pck-1", "metadata": {"user_id": "u-1"}, "previous_response_id": "resp_1"}
+    assert conversation_of("t1", {"x-claude-code-session-id": "s-1", "session_id": "c-1"}, body) == "t1:h:s-1"
+    assert conversation_of("t1", {"session_id": "c-1"}, body) == "t1:h:c-1"
+    assert conversation_of("t1", {}, body) == "t1:pck:pck-1"
+    assert conversation_of("t1", {}, {"metadata": {"user_id": "u-1"}}) == "t1:user:u-1"
+    assert conversation_of("t1", {}, {"previous_response_id": "resp_1"}) == response_chain("t1", "resp_1")
+    assert conversation_of("t2", {"session_id": "c-1"}, {}) != conversation_of("t1", {"session_id": "c-1"}, {})
+    assert conversation_of("t1", {}, {"prompt_cache_key": 5, "metadata": "not an object"}) is None
