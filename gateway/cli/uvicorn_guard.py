@@ -12,15 +12,19 @@
   ``RELAY_TRUSTED_PROXIES``; ``proxy_options``).
 - **Drain.** The first ``shutdown`` uvicorn calls on a connection starts the app's ``Drain`` (open
   streams end with an error event before the grace runs out), and the multi-worker supervisor
-  closes its copy of the listening socket on SIGTERM: new connections are refused at once instead
-  of waiting in the kernel's backlog for a process that will never accept them.
+  closes its copy of the listening socket and stops its workers inside the SIGTERM handler
+  (``DrainingMultiprocess``): new connections are refused at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import signal
+import socket
+from types import FrameType
 from typing import Any
 
+from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.supervisors.multiprocess import Multiprocess
 
@@ -87,16 +91,35 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
 
 class DrainingMultiprocess(Multiprocess):
-    """uvicorn's worker supervisor, closing the listening socket as soon as SIGTERM (or SIGINT) arrives."""
+    """uvicorn's worker supervisor, acting on SIGTERM (or SIGINT) inside the signal handler.
 
-    def handle_term(self) -> None:
-        self._stop_listening()
-        super().handle_term()
+    uvicorn's own handler only queues the signal; its loop reads the queue every half second, after
+    pinging every worker (each ping waits for the worker's answer), and only then closes nothing: the
+    listening socket stayed open in the supervisor and the workers learned of the stop late. Under
+    load new connections were accepted by the kernel for a second or more into a drain. Here the
+    handler closes the supervisor's copy of the listening socket and forwards SIGTERM to the workers
+    at once (each closes its own copy on its next 0.1 s tick), so new connections are refused at once
+    instead of waiting in the kernel's backlog for a process that will never accept them.
+    """
 
-    def handle_int(self) -> None:
-        self._stop_listening()
-        super().handle_int()
+    def __init__(self, config: Config, sockets: list[socket.socket]) -> None:
+        super().__init__(config, sockets)
+        self._signalled: set[int] = set()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._stop_signal)
 
-    def _stop_listening(self) -> None:
+    def _stop_signal(self, sig: int, frame: FrameType | None) -> None:
         for sock in self.sockets:
             sock.close()
+        self._terminate_unsignalled()
+        self.signal_queue.append(sig)  # uvicorn's loop then sets should_exit and joins the workers
+
+    def terminate_all(self) -> None:
+        self._terminate_unsignalled()
+
+    def _terminate_unsignalled(self) -> None:
+        """SIGTERM each worker once: a second signal would not shorten a worker's graceful drain, so none is sent."""
+        for process in self.processes:
+            if process.pid is not None and process.pid not in self._signalled:
+                self._signalled.add(process.pid)
+                process.terminate()
