@@ -7,14 +7,13 @@ no change pass through as the upstream's own text, so fields we don't model surv
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import msgspec
 
 from gateway.convert.usage import usage_from_anthropic, usage_from_openai, usage_from_responses, usage_to_anthropic
 from gateway.domain import Usage
-from gateway.protocols.sse import SSEEvent
+from gateway.protocols.sse import SSEEvent, leading_run
 
 _decode = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode
@@ -190,14 +189,6 @@ _DELTA_ENVELOPE = len('{"type":"content_block_delta","index":0,"delta":{"type":"
 _EVENT_FRAME = len("event: \ndata: \n\n") + len("content_block_delta")
 _DATA_PREFIX = len("data: ")
 _DATA_FRAME = len("data: \n\n")
-
-
-def leading_run(chunk: bytes, plain: Callable[[bytes], bool]) -> tuple[int, int]:
-    """End offset and count of the whole events at the start of ``chunk`` that ``plain`` accepts."""
-    end = n = 0
-    while (stop := chunk.find(b"\n\n", end)) != -1 and plain(chunk[end:stop]):
-        end, n = stop + 2, n + 1
-    return end, n
 
 
 def _is_plain_delta(event: bytes) -> bool:

@@ -428,7 +428,8 @@ class Relay:
         error_code: str | None = None
         clean = False
         ping = PING[call.door]
-        # Same-dialect taps relay plain content events without decoding them (passthrough.leading_run).
+        # Taps with a fast lane take plain content events as bytes, past the decoder: same-dialect taps relay
+        # them, the Responses door's chain converts them (protocols.sse.leading_run).
         pass_raw: Callable[[bytes], tuple[bytes, bytes]] | None = getattr(tap, "pass_raw", None)
         try:
             async for chunk in chunks_or_silence(

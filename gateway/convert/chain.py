@@ -6,10 +6,9 @@ from typing import Any
 
 from gateway.convert.streams_a2r import AnthropicStreamToResponses
 from gateway.convert.streams_o2a import OpenAIStreamToAnthropic
-from gateway.convert.types import StreamTap
 from gateway.domain import Usage
 from gateway.protocols.openai import ChatChunk
-from gateway.protocols.sse import SSEEvent
+from gateway.protocols.sse import SSEEvent, leading_run
 
 __all__ = ["Chained"]
 
@@ -20,7 +19,7 @@ class Chained:
     Usage is the first one's (closest to the upstream's own numbers).
     """
 
-    def __init__(self, first: StreamTap, last: AnthropicStreamToResponses) -> None:
+    def __init__(self, first: OpenAIStreamToAnthropic, last: AnthropicStreamToResponses) -> None:
         self.first = first
         self.last = last
 
@@ -45,9 +44,32 @@ class Chained:
 
     def feed_chunk(self, chunk: ChatChunk) -> list[SSEEvent]:
         """An already decoded chunk (a non-streamed reply replayed as one)."""
-        first = self.first
-        assert isinstance(first, OpenAIStreamToAnthropic)
-        return [out for mid in first.feed_chunk(chunk) for out in self.last.feed(mid)]
+        return [out for mid in self.first.feed_chunk(chunk) for out in self.last.feed(mid)]
+
+    def pass_raw(self, chunk: bytes) -> tuple[bytes, bytes]:
+        """The fast lane: plain text chunks at the start of ``chunk`` converted straight to Responses bytes.
+
+        Most of a stream is chunks that only add text to the open message. Each is decoded once and
+        written as its ``response.output_text.delta``, with no Anthropic event in between and no dicts;
+        the rest of ``chunk`` (and any chunk while no text is open) takes ``feed``. Both ways give the
+        same bytes and leave the same state (tested). The caller offers a chunk only when it starts an event.
+        """
+        first, last = self.first, self.last
+        if b"\r" in chunk or not last.text_ready(first.open_text_block):
+            return b"", chunk
+        out: list[bytes] = []
+
+        def plain(event: bytes) -> bool:
+            if not event.startswith(b"data: {") or b"\n" in event:
+                return False
+            text = first.plain_text(event[6:])
+            if text is None:
+                return False
+            out.append(last.text_event(text))
+            return True
+
+        end, _ = leading_run(chunk, plain)
+        return b"".join(out), chunk[end:]
 
     def finish(self) -> list[SSEEvent]:
         out = [o for mid in self.first.finish() for o in self.last.feed(mid)]

@@ -285,6 +285,46 @@ class AnthropicStreamToResponses:
         }
         return [self._send(payload)]
 
+    def text_ready(self, block: int | None) -> bool:
+        """Whether text of Anthropic block ``block`` continues the open message item (see ``text_event``)."""
+        item = self._open
+        return (
+            block is not None
+            and item is not None
+            and self._encode
+            and not self.finished
+            and self._blocks.get(block) is item
+            and item.doc["type"] == "message"
+            and self._grammar.state == "started"
+        )
+
+    def text_event(self, text: str) -> bytes:
+        """``text`` as the encoded ``response.output_text.delta`` that ``_text`` would send, without the dict.
+
+        Only after ``text_ready``: the item is open with its text part, which a delta leaves as it is,
+        so the grammar has only the sequence number to learn. A chain's fast lane (``Chained.pass_raw``).
+        """
+        if not text:
+            return b""
+        item = self._open
+        assert item is not None
+        item.parts.append(text)
+        seq = self._grammar.seq = self._seq
+        self._seq += 1
+        return b"".join(
+            (
+                b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","sequence_number":',
+                str(seq).encode(),
+                b',"item_id":',
+                _encode(item.doc["id"]),
+                b',"output_index":',
+                str(item.index).encode(),
+                b',"content_index":0,"delta":',
+                _encode(text),
+                b',"logprobs":[]}\n\n',
+            )
+        )
+
     def _reasoning_delta(self, item: _Item, text: str) -> list[SSEEvent]:
         if not text:
             return []

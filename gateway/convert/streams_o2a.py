@@ -85,6 +85,46 @@ class OpenAIStreamToAnthropic:
             return []
         return self._run(self._reader.read, chunk)
 
+    @property
+    def open_text_block(self) -> int | None:
+        """The index of the Anthropic text block open now, if one is."""
+        writer = self._writer
+        return writer.index if writer.open_kind == "text" and not writer.tool_phase and not writer.finished else None
+
+    def plain_text(self, data: bytes) -> str | None:
+        """The text of a chunk that only continues the open text block, counted as ``feed`` counts it.
+
+        None for any other chunk (usage, a finish, reasoning, tools, an error, a refusal, malformed
+        JSON), or when no text block is open or text passes the think-tag splitter: ``feed`` takes
+        those. Such a chunk would become exactly one ``text_delta`` on the open block and change no
+        other state, so the fast lane of a chain (``Chained.pass_raw``) converts it without events.
+        """
+        if self.open_text_block is None or self._reader.splitter is not None:
+            return None
+        try:
+            chunk = _decoder.decode(data)
+        except msgspec.MsgspecError:
+            return None
+        choice = chunk.choices[0] if chunk.choices else None
+        if choice is None or chunk.usage or chunk.error is not None or chunk.object == "error":
+            return None
+        delta = choice.delta
+        if (
+            choice.finish_reason
+            or choice.usage
+            or choice.error is not None
+            or delta.content is None
+            or delta.reasoning_content
+            or delta.reasoning
+            or delta.reasoning_details
+            or delta.tool_calls
+            or delta.function_call is not None
+            or delta.refusal
+        ):
+            return None
+        self._writer.out_chars += len(delta.content)
+        return delta.content
+
     def finish(self) -> list[SSEEvent]:
         """Upstream EOF: close normally after ``[DONE]`` or a finish_reason, else an error (§5.3)."""
         if self.finished:
