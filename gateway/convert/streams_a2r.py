@@ -220,9 +220,7 @@ class AnthropicStreamToResponses:
         return []
 
     def _on_message_stop(self, payload: dict[str, Any]) -> list[SSEEvent]:
-        reason = _INCOMPLETE.get(self._stop_reason or "")
-        if self._stop_reason == "refusal":
-            reason = "content_filter"
+        reason = _incomplete_reason(self._stop_reason)
         out = self._close(incomplete=reason is not None)
         usage = responses_usage(self.usage)
         self.finished = True
@@ -232,6 +230,26 @@ class AnthropicStreamToResponses:
             details = {"reason": reason}
             out.append(self._lifecycle("response.incomplete", "incomplete", usage=usage, incomplete_details=details))
         return out
+
+    def text_reply(self, text: str, stop_reason: str, usage: dict[str, Any]) -> dict[str, Any]:
+        """The final Response of a reply that is one message of text, built without events.
+
+        What replaying the reply as the events ``message_start``, one text block and ``message_stop``
+        gives (tested), for a fraction of the work: a non-streamed reply's shortcut (``replies_x2r``).
+        ``text`` is not blank (a blank text block is never opened); ``usage`` is in Anthropic's form.
+        """
+        reason = _incomplete_reason(stop_reason)
+        part = {"type": "output_text", "text": text, "annotations": []}
+        status = "completed" if reason is None else "incomplete"
+        doc = {"type": "message", "id": self._new_id("msg_"), "role": "assistant", "content": [part], "status": status}
+        self._output.append(doc)
+        self._merge_usage(usage)
+        extra: dict[str, Any] = {"usage": responses_usage(self.usage)}
+        if reason is not None:
+            extra["incomplete_details"] = {"reason": reason}
+        self.finished = True
+        self.response = {**self._base, "status": status, "output": list(self._output), **extra}
+        return self.response
 
     def _on_error(self, payload: dict[str, Any]) -> list[SSEEvent]:
         err = payload.get("error") or {}
@@ -433,6 +451,13 @@ _CLOSERS: dict[str, Callable[[AnthropicStreamToResponses, _Item, bool], list[SSE
     "custom_tool_call": AnthropicStreamToResponses._close_custom_tool_call,
 }
 """What closing an output item of each type sends before its ``output_item.done``."""
+
+
+def _incomplete_reason(stop_reason: str | None) -> str | None:
+    """Why a reply with this Anthropic ``stop_reason`` is ``incomplete``; None when it completed."""
+    if stop_reason == "refusal":
+        return "content_filter"
+    return _INCOMPLETE.get(stop_reason or "")
 
 
 def _carry(item: _Item, text: str) -> dict[str, str] | None:

@@ -1,8 +1,12 @@
-"""The Responses door's fast lane from a Chat upstream (``Chained.pass_raw``).
+"""The Responses door's shortcuts from a Chat upstream: they must give what the plain way gives.
 
-Plain text chunks are converted straight to ``response.output_text.delta`` bytes. The client must get
-exactly the bytes the event path gives, and the converter must end in the same state (final Response,
-kept Response, usage); every chunk that needs a decision must be left to the event path.
+- Streams (``Chained.pass_raw``): plain text chunks are converted straight to
+  ``response.output_text.delta`` bytes. The client must get exactly the bytes the event path gives,
+  and the converter must end in the same state (final Response, kept Response, usage).
+- Non-streamed replies (``replies_x2r._text_reply``): a plain text reply is built without replaying it
+  as events, and must equal the replay.
+
+Everything that needs a decision must be left to the plain way.
 """
 
 from __future__ import annotations
@@ -15,7 +19,10 @@ import pytest
 from convert_streamkit import id_factory
 from responses_kit import check_r_stream, writer
 
-from gateway.convert import Chained, OpenAIStreamToAnthropic, ResponseHints
+from gateway.convert import Chained, OpenAIStreamToAnthropic, ResponseHints, ResponsesConverted
+from gateway.convert.replies_o2a import as_chunk
+from gateway.convert.replies_x2r import openai_reply_to_responses
+from gateway.protocols.openai import ChatCompletion
 from gateway.protocols.sse import SSEDecoder, SSEEvent, encode_event
 
 enc = msgspec.json.encode
@@ -160,3 +167,93 @@ def test_a_stream_cut_after_lane_text_fails_as_the_event_path_does() -> None:
     assert hits == 4
     assert conv.response is not None and conv.response["status"] == "failed"
     check_r_stream(wire_events(wire))
+
+
+# -- non-streamed replies ---------------------------------------------------------------------------
+
+SHAPE = ResponsesConverted(body={}, echo={"instructions": "Be brief.", "metadata": {"k": "v"}, "store": False})
+
+
+def completion(message: dict[str, Any], finish: str | None = "stop", stop: str | None = None) -> dict[str, Any]:
+    """``stop``: the stop sequence that matched (vLLM's ``stop_reason``)."""
+    usage = {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17}
+    choice = {"index": 0, "message": {"role": "assistant", **message}, "finish_reason": finish, "stop_reason": stop}
+    return {"id": "c1", "object": "chat.completion", "model": "up", "choices": [choice], "usage": usage}
+
+
+def replayed(doc: dict[str, Any], hints: ResponseHints) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The plain way: the reply replayed as one chunk through both stream converters."""
+    conv = writer(SHAPE, json_tool=hints.json_tool)
+    first = OpenAIStreamToAnthropic(model="relay", new_id=id_factory(), hints=hints, encode=False)
+    chain = Chained(first, conv)
+    chain.feed_chunk(as_chunk(msgspec.convert(doc, ChatCompletion)))
+    chain.feed(SSEEvent(None, "[DONE]"))
+    return conv.response, conv.kept_response
+
+
+def answered(doc: dict[str, Any], hints: ResponseHints) -> tuple[dict[str, Any], dict[str, Any] | None, int]:
+    """The door's way, and how many ids it minted for an Anthropic message in between (none: the shortcut)."""
+    conv = writer(SHAPE, json_tool=hints.json_tool)
+    minted: list[str] = []
+    ids = id_factory()
+
+    def new_id(prefix: str) -> str:
+        minted.append(prefix)
+        return ids(prefix)
+
+    return openai_reply_to_responses(doc, conv, new_id=new_id, hints=hints), conv.kept_response, len(minted)
+
+
+def without_item_ids(response: dict[str, Any] | None) -> dict[str, Any]:
+    assert response is not None
+    return {**response, "output": [{**item, "id": "-"} for item in response["output"]]}
+
+
+PLAIN = [
+    completion({"content": "Hello there."}),
+    completion({"content": "  leading space, \u00e9, \"quotes\" and\nlines"}),
+    completion({"content": "cut off"}, finish="length"),
+    completion({"content": "filtered"}, finish="content_filter"),
+    completion({"content": "no reason"}, finish=None),
+    completion({"content": "tools asked, none called"}, finish="tool_calls"),
+    completion({"content": "matched"}, stop="END"),
+    completion({"content": "null fields", "reasoning_content": None, "tool_calls": None, "refusal": None}),
+    {**completion({"content": "cached"}), "usage": {"prompt_tokens": 100, "completion_tokens": 5,
+                                                   "prompt_tokens_details": {"cached_tokens": 80}}},
+    {**completion({"content": "deepseek"}), "usage": {"prompt_tokens": 100, "completion_tokens": 5,
+                                                     "prompt_cache_hit_tokens": 64, "prompt_cache_miss_tokens": 36}},
+    {**completion({"content": "kimi"}), "usage": {"prompt_tokens": 100, "completion_tokens": 5, "cached_tokens": 50}},
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("doc", PLAIN)
+def test_a_plain_text_reply_is_built_directly_and_equals_the_replay(doc: dict[str, Any]) -> None:
+    hints = ResponseHints(stop_sequences=("END",))
+    response, kept, minted = answered(doc, hints)
+    assert minted == 0  # the shortcut: no Anthropic message in between
+    plain, plain_kept = replayed(doc, hints)
+    assert without_item_ids(response) == without_item_ids(plain)
+    assert without_item_ids(kept) == without_item_ids(plain_kept)
+    assert response["status"] == (
+        "completed" if doc["choices"][0]["finish_reason"] not in ("length", "content_filter") else "incomplete"
+    )
+
+
+UNPLAIN = [
+    (completion({"content": "x", "reasoning_content": "hm"}), ResponseHints()),
+    (completion({"content": "x", "refusal": "no"}), ResponseHints()),
+    (completion({"content": None, "tool_calls": [{"id": "c", "type": "function",
+                                                 "function": {"name": "f", "arguments": "{}"}}]}), ResponseHints()),
+    (completion({"content": [{"type": "text", "text": "parts"}]}), ResponseHints()),
+    (completion({"content": "   "}), ResponseHints()),
+    (completion({"content": "<think>a</think>b"}), ResponseHints(think_tags=True)),
+    ({**completion({"content": "no usage"}), "usage": None}, ResponseHints()),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("doc", "hints"), UNPLAIN)
+def test_a_reply_that_needs_a_decision_is_replayed(doc: dict[str, Any], hints: ResponseHints) -> None:
+    response, kept, minted = answered(doc, hints)
+    assert minted > 0
+    plain, plain_kept = replayed(doc, hints)
+    assert response == plain and kept == plain_kept
