@@ -36,7 +36,14 @@ from gateway.plans import Plan, SearchPlan, converts, make_plan, new_id
 from gateway.protocols.sse import SSEDecoder, SSEError
 from gateway.security import scrub
 from gateway.steering import Steering, moves_key
-from gateway.stream_reading import PING, chunks_or_silence, encode_all, has_error_event, read_what_arrived
+from gateway.stream_reading import (
+    PING,
+    chunks_or_silence,
+    encode_all,
+    has_error_event,
+    read_what_arrived,
+    take_chunk,
+)
 from gateway.tokencount import count_anthropic_request, count_request
 from gateway.upstreams.breaker import Breakers
 from gateway.upstreams.client import Timeouts, UpstreamRequest, read_body, send
@@ -429,7 +436,7 @@ class Relay:
         clean = False
         ping = PING[call.door]
         # Taps with a fast lane take plain content events as bytes, past the decoder: same-dialect taps relay
-        # them, the Responses door's chain converts them (protocols.sse.leading_run).
+        # them, the Responses door's chain converts them (stream_reading.take_chunk, protocols.sse.leading_run).
         pass_raw: Callable[[bytes], tuple[bytes, bytes]] | None = getattr(tap, "pass_raw", None)
         try:
             async for chunk in chunks_or_silence(
@@ -439,18 +446,15 @@ class Relay:
                     if time.monotonic() < min(call_deadline, drain.deadline):
                         yield ping
                 else:
-                    raw = b""
-                    if pass_raw is not None and decoder.idle:
-                        raw, chunk = pass_raw(chunk)
-                    out = [e for ev in decoder.feed(chunk) for e in tap.feed(ev)]
-                    if raw or out:
+                    wire, out = take_chunk(chunk, decoder, tap, pass_raw)
+                    if wire:
                         if error_code is None and has_error_event(out):
                             error_code = "upstream_stream_error"
                         if ttft_ms is None:
                             ttft_ms = _ms_since(call.started)
                         if tap.finished and error_code is None:
                             await self._completed(call, plan)
-                        yield scrub(raw + encode_all(out), secret)
+                        yield scrub(wire, secret)
                     if tap.finished:
                         break
                 now = time.monotonic()

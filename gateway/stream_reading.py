@@ -59,6 +59,33 @@ def read_what_arrived(resp: aiohttp.ClientResponse, decoder: SSEDecoder, tap: St
         return
 
 
+def take_chunk(
+    chunk: bytes, decoder: SSEDecoder, tap: StreamTap, lane: Callable[[bytes], tuple[bytes, bytes]] | None
+) -> tuple[bytes, list[SSEEvent]]:
+    """One network chunk through ``tap``: the client's bytes, in order, and the events the event path made.
+
+    ``lane`` is the tap's fast lane (``pass_raw``), if it has one. It is offered the chunk at every
+    event boundary where the decoder holds nothing, not only at the chunk's start: a fast upstream
+    often sends a whole reply in one chunk, whose first events (the message's start) need the event
+    path and whose rest is plain content the lane takes.
+    """
+    if lane is None:
+        out = [e for ev in decoder.feed(chunk) for e in tap.feed(ev)]
+        return encode_all(out), out
+    wire: list[bytes] = []
+    events: list[SSEEvent] = []
+    while chunk and not tap.finished:
+        if decoder.idle:
+            raw, chunk = lane(chunk)
+            wire.append(raw)
+        cut = chunk.find(b"\n\n") + 2  # the next event's end; 1 when there is none in this chunk
+        head, chunk = (chunk[:cut], chunk[cut:]) if cut > 1 else (chunk, b"")
+        out = [e for ev in decoder.feed(head) for e in tap.feed(ev)]
+        events.extend(out)
+        wire.append(encode_all(out))
+    return b"".join(wire), events
+
+
 def has_error_event(events: list[SSEEvent]) -> bool:
     """A terminal error: Anthropic's ``event: error``, OpenAI's ``data: {"error": …}``, ``response.failed``."""
     return any(e.event in ("error", "response.failed") or e.data.startswith('{"error"') for e in events)

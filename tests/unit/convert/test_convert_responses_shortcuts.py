@@ -24,6 +24,7 @@ from gateway.convert.replies_o2a import as_chunk
 from gateway.convert.replies_x2r import openai_reply_to_responses
 from gateway.protocols.openai import ChatCompletion
 from gateway.protocols.sse import SSEDecoder, SSEEvent, encode_event
+from gateway.stream_reading import take_chunk
 
 enc = msgspec.json.encode
 
@@ -50,7 +51,7 @@ WORDS = [text(f'word {i} \u00e9 "q" \\ </x>\n') for i in range(12)]
 
 
 def relay(events: list[bytes], *, lane: bool, hints: ResponseHints | None = None) -> tuple[bytes, int, Chained]:
-    """The relay's loop (``gateway.relay._relay_stream``) over these network chunks, with or without the lane.
+    """The relay's loop (``gateway.relay._relay_stream``, ``take_chunk``) over these chunks, with or without the lane.
 
     Returns the client's bytes, how many events the lane converted, and the converter.
     """
@@ -58,12 +59,15 @@ def relay(events: list[bytes], *, lane: bool, hints: ResponseHints | None = None
     first = OpenAIStreamToAnthropic(model="relay-model", new_id=id_factory(), hints=hints, encode=False)
     conv = Chained(first, writer(json_tool=hints.json_tool))
     decoder, out, hits = SSEDecoder(), [], 0
+
+    def counted(piece: bytes) -> tuple[bytes, bytes]:
+        nonlocal hits
+        converted, rest = conv.pass_raw(piece)
+        hits += converted.count(b"\n\n")
+        return converted, rest
+
     for piece in events:
-        if lane and decoder.idle:
-            converted, piece = conv.pass_raw(piece)
-            hits += converted.count(b"\n\n")
-            out.append(converted)
-        out.extend(encode_event(e.data, e.event) for ev in decoder.feed(piece) for e in conv.feed(ev))
+        out.append(take_chunk(piece, decoder, conv, counted if lane else None)[0])
     out.extend(encode_event(e.data, e.event) for ev in decoder.finish() for e in conv.feed(ev))
     out.extend(encode_event(e.data, e.event) for e in conv.finish())
     return b"".join(out), hits, conv
@@ -102,7 +106,7 @@ def test_many_events_in_one_network_chunk_and_events_split_across_chunks() -> No
     _, hits, _ = same_both_ways([opening, rest])
     assert hits == len(WORDS)  # the words at the start of a network chunk, once the message is open
     _, hits, _ = same_both_ways([opening + rest])
-    assert hits == 0  # a chunk is offered to the lane only at its start, and no text was open there
+    assert hits == len(WORDS)  # offered at every event boundary, not only where the network chunk starts
     stream = opening + rest
     rng = random.Random(7)
     for _ in range(20):
