@@ -69,7 +69,7 @@ def take_chunk(
     often sends a whole reply in one chunk, whose first events (the message's start) need the event
     path and whose rest is plain content the lane takes.
     """
-    if lane is None:
+    if lane is None or b"\r" in chunk:  # CR line ends: events are not split at "\n\n"; the decoder takes it all
         out = [e for ev in decoder.feed(chunk) for e in tap.feed(ev)]
         return encode_all(out), out
     wire: list[bytes] = []

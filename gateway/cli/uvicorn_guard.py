@@ -117,6 +117,11 @@ class DrainingMultiprocess(Multiprocess):
     def terminate_all(self) -> None:
         self._terminate_unsignalled()
 
+    def keep_subprocess_alive(self) -> None:
+        if self._signalled:
+            return  # stopping: a worker that ends now drained, it is not to be replaced
+        super().keep_subprocess_alive()
+
     def _terminate_unsignalled(self) -> None:
         """SIGTERM each worker once: a second signal would not shorten a worker's graceful drain, so none is sent."""
         for process in self.processes:

@@ -55,7 +55,7 @@ class Chained:
         same bytes and leave the same state (tested). The caller offers a chunk only when it starts an event.
         """
         first, last = self.first, self.last
-        if b"\r" in chunk or not last.text_ready(first.open_text_block):
+        if not last.text_ready(first.open_text_block) or b"\r" in chunk:
             return b"", chunk
         out: list[bytes] = []
 
