@@ -312,3 +312,23 @@ def npm_cli(package: str, version: str, command: str, cache: str) -> Path:
     args = [npm, "install", "--prefix", str(prefix), "--no-audit", "--no-fund", f"{package}@{version}"]
     subprocess.run(args, check=True, capture_output=True, timeout=600)
     return binary
+
+
+def relay_chunks(tap: Any, chunks: list[bytes], *, lane: bool) -> tuple[bytes, int]:
+    """The relay's stream loop (``gateway.relay._relay_stream``) over these network chunks, with or without the
+    tap's fast lane (``pass_raw``); returns the client's bytes and how many events the lane took."""
+    from gateway.protocols.sse import SSEDecoder
+    from gateway.stream_reading import encode_all, take_chunk
+
+    decoder, out, hits = SSEDecoder(), [], 0
+
+    def counted(chunk: bytes) -> tuple[bytes, bytes]:
+        nonlocal hits
+        passed, rest = tap.pass_raw(chunk)
+        hits += passed.count(b"\n\n")
+        return passed, rest
+
+    for chunk in chunks:
+        out.append(take_chunk(chunk, decoder, tap, counted if lane else None)[0])
+    out.append(encode_all([e for ev in decoder.finish() for e in tap.feed(ev)] + tap.finish()))
+    return b"".join(out), hits

@@ -6,10 +6,9 @@ needs a decision (usage, errors, the end, odd framing) must be left to the event
 
 import msgspec
 import pytest
+from support import relay_chunks
 
 from gateway.passthrough import AnthropicPassthrough, OpenAIPassthrough
-from gateway.protocols.sse import SSEDecoder, encode_event
-from gateway.stream_reading import take_chunk
 
 enc = msgspec.json.encode
 
@@ -27,20 +26,8 @@ def openai_chunk(text: str, model: str = "up-model", **extra: object) -> bytes:
 
 
 def relay(tap, chunks: list[bytes], *, raw: bool) -> tuple[bytes, int]:
-    """The relay's loop (gateway.relay._relay_stream), with or without the raw path; returns output and raw events."""
-    decoder, out, hits = SSEDecoder(), [], 0
-
-    def lane(chunk: bytes) -> tuple[bytes, bytes]:
-        nonlocal hits
-        passed, rest = tap.pass_raw(chunk)
-        hits += passed.count(b"\n\n")
-        return passed, rest
-
-    for chunk in chunks:
-        out.append(take_chunk(chunk, decoder, tap, lane if raw else None)[0])
-    out.extend(encode_event(e.data, e.event) for ev in decoder.finish() for e in tap.feed(ev))
-    out.extend(encode_event(e.data, e.event) for e in tap.finish())
-    return b"".join(out), hits
+    """The relay's loop, with or without the raw path; returns output and raw events."""
+    return relay_chunks(tap, chunks, lane=raw)
 
 
 def openai_tap() -> OpenAIPassthrough:

@@ -18,13 +18,13 @@ import msgspec
 import pytest
 from convert_streamkit import id_factory
 from responses_kit import check_r_stream, writer
+from support import relay_chunks
 
 from gateway.convert import Chained, OpenAIStreamToAnthropic, ResponseHints, ResponsesConverted
 from gateway.convert.replies_o2a import as_chunk
 from gateway.convert.replies_x2r import openai_reply_to_responses
 from gateway.protocols.openai import ChatCompletion
-from gateway.protocols.sse import SSEDecoder, SSEEvent, encode_event
-from gateway.stream_reading import take_chunk
+from gateway.protocols.sse import SSEDecoder, SSEEvent
 
 enc = msgspec.json.encode
 
@@ -58,19 +58,8 @@ def relay(events: list[bytes], *, lane: bool, hints: ResponseHints | None = None
     hints = hints or ResponseHints()
     first = OpenAIStreamToAnthropic(model="relay-model", new_id=id_factory(), hints=hints, encode=False)
     conv = Chained(first, writer(json_tool=hints.json_tool))
-    decoder, out, hits = SSEDecoder(), [], 0
-
-    def counted(piece: bytes) -> tuple[bytes, bytes]:
-        nonlocal hits
-        converted, rest = conv.pass_raw(piece)
-        hits += converted.count(b"\n\n")
-        return converted, rest
-
-    for piece in events:
-        out.append(take_chunk(piece, decoder, conv, counted if lane else None)[0])
-    out.extend(encode_event(e.data, e.event) for ev in decoder.finish() for e in conv.feed(ev))
-    out.extend(encode_event(e.data, e.event) for e in conv.finish())
-    return b"".join(out), hits, conv
+    wire, hits = relay_chunks(conv, events, lane=lane)
+    return wire, hits, conv
 
 
 def same_both_ways(events: list[bytes], hints: ResponseHints | None = None) -> tuple[bytes, int, Chained]:
