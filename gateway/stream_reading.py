@@ -77,13 +77,16 @@ def take_chunk(
     while chunk and not tap.finished:
         if decoder.idle:
             raw, chunk = lane(chunk)
-            wire.append(raw)
+            if raw:
+                wire.append(raw)
+            if not chunk:
+                break
         cut = chunk.find(b"\n\n") + 2  # the next event's end; 1 when there is none in this chunk
         head, chunk = (chunk[:cut], chunk[cut:]) if cut > 1 else (chunk, b"")
-        out = [e for ev in decoder.feed(head) for e in tap.feed(ev)]
-        events.extend(out)
-        wire.append(encode_all(out))
-    return b"".join(wire), events
+        if out := [e for ev in decoder.feed(head) for e in tap.feed(ev)]:
+            events.extend(out)
+            wire.append(encode_all(out))
+    return (wire[0] if len(wire) == 1 else b"".join(wire)), events
 
 
 def has_error_event(events: list[SSEEvent]) -> bool:
