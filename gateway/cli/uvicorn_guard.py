@@ -93,33 +93,37 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 class DrainingMultiprocess(Multiprocess):
     """uvicorn's worker supervisor, acting on SIGTERM (or SIGINT) inside the signal handler.
 
-    uvicorn's own handler only queues the signal; its loop reads the queue every half second, after
-    pinging every worker (each ping waits for the worker's answer), and only then closes nothing: the
-    listening socket stayed open in the supervisor and the workers learned of the stop late. Under
-    load new connections were accepted by the kernel for a second or more into a drain. Here the
-    handler closes the supervisor's copy of the listening socket and forwards SIGTERM to the workers
-    at once (each closes its own copy on its next 0.1 s tick), so new connections are refused at once
-    instead of waiting in the kernel's backlog for a process that will never accept them.
+    uvicorn's own handler only queues the signal, and its loop reads the queue every half second,
+    after pinging every worker and waiting for each answer. Under load the supervisor's copy of the
+    listening socket stayed open, and the workers learned of the stop, a second or more into the
+    drain, so the kernel still accepted new connections for processes that would never serve them.
+    Here the handler closes that socket at once and, on SIGTERM, forwards it to every worker (each
+    closes its own copy on its next 0.1 s tick): new connections are refused at once. A terminal's
+    Ctrl-C reaches the workers by itself, and a second SIGINT would make them quit without draining,
+    so SIGINT is not forwarded early.
     """
 
     def __init__(self, config: Config, sockets: list[socket.socket]) -> None:
         super().__init__(config, sockets)
+        self._stopping = False
         self._signalled: set[int] = set()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._stop_signal)
 
     def _stop_signal(self, sig: int, frame: FrameType | None) -> None:
+        self._stopping = True
         for sock in self.sockets:
             sock.close()
-        self._terminate_unsignalled()
+        if sig == signal.SIGTERM:
+            self._terminate_unsignalled()
         self.signal_queue.append(sig)  # uvicorn's loop then sets should_exit and joins the workers
 
     def terminate_all(self) -> None:
         self._terminate_unsignalled()
 
     def keep_subprocess_alive(self) -> None:
-        if self._signalled:
-            return  # stopping: a worker that ends now drained, it is not to be replaced
+        if self._stopping:
+            return  # a worker that ends now is draining or done, not to be replaced
         super().keep_subprocess_alive()
 
     def _terminate_unsignalled(self) -> None:
