@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import secrets
 import statistics
 import sys
 import time
@@ -26,14 +25,14 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gateway.db.session import migrate
+from rollup_query import scratch_database, timings
+
 from gateway.manage import usage
 from gateway.metering import partitions
 from gateway.metering.partitions import add_months, month_of
@@ -150,13 +149,9 @@ async def _indexes(conn: asyncpg.Connection) -> list[tuple[str, str]]:
 
 
 async def timed(repeat: int, fn: Callable[[], Awaitable[Any]]) -> tuple[float, float, Any]:
-    result = await fn()  # warm the cache and the connection
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        result = await fn()
-        times.append((time.perf_counter() - t) * 1000)
-    return min(times), statistics.median(times), result
+    """Best and median (ms), and the last result."""
+    times, result = await timings(repeat, fn)
+    return times[0], statistics.median(times), result
 
 
 async def measure(url: str, repeat: int, end: datetime) -> bool:
@@ -225,21 +220,8 @@ def main() -> None:
     parser.add_argument("--months", type=int, default=12)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
-    name = f"relay_bench_{secrets.token_hex(4)}"
-    admin = PG_ADMIN_URL.replace("postgresql+asyncpg://", "postgresql://")
-
-    async def admin_sql(sql: str) -> None:
-        conn = await asyncpg.connect(admin)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin_sql(f'CREATE DATABASE "{name}"'))
-    url = urlsplit(admin)._replace(path="/" + name).geturl()
     ok = False
-    try:
-        migrate(normalise_database_url(url))
+    with scratch_database() as url:
         end = datetime.now(UTC).replace(microsecond=0)
         start = end - timedelta(days=round(args.months * 30.44))
 
@@ -258,8 +240,6 @@ def main() -> None:
         asyncio.run(seed(url, args.rows, start, end))
         ok = asyncio.run(measure(normalise_database_url(url), args.repeat, end))
         asyncio.run(plans(url, end))
-    finally:
-        asyncio.run(admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     sys.exit(0 if ok else 1)
 
 

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import secrets
 import statistics
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -79,16 +80,44 @@ async def fill(url: str, events: int, tenants: int, start: datetime) -> None:
         await conn.close()
 
 
-async def timed(repeat: int, fn: Callable[[], Awaitable[Any]]) -> tuple[float, float, Any]:
-    await fn()  # warm the cache and the connection
+async def timings(repeat: int, fn: Callable[[], Awaitable[Any]]) -> tuple[list[float], Any]:
+    """``fn`` awaited ``repeat`` times after one warm-up call (the cache, the connection): the times in ms,
+    sorted, and its last result."""
+    result = await fn()
     times = []
-    result = None
     for _ in range(repeat):
         t = time.perf_counter()
         result = await fn()
         times.append((time.perf_counter() - t) * 1000)
-    times.sort()
+    return sorted(times), result
+
+
+async def timed(repeat: int, fn: Callable[[], Awaitable[Any]]) -> tuple[float, float, Any]:
+    """Median and 95th percentile (ms), and the last result."""
+    times, result = await timings(repeat, fn)
     return statistics.median(times), times[int(len(times) * 0.95) - 1], result
+
+
+@contextlib.contextmanager
+def scratch_database() -> Iterator[str]:
+    """A fresh, migrated Postgres database for one benchmark (its URL), dropped afterwards."""
+    name = f"relay_bench_{secrets.token_hex(4)}"
+    admin = PG_ADMIN_URL.replace("postgresql+asyncpg://", "postgresql://")
+
+    async def admin_sql(sql: str) -> None:
+        conn = await asyncpg.connect(admin)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin_sql(f'CREATE DATABASE "{name}"'))
+    try:
+        url = urlsplit(admin)._replace(path="/" + name).geturl()
+        migrate(normalise_database_url(url))
+        yield url
+    finally:
+        asyncio.run(admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 async def measure(url: str, repeat: int, start: datetime) -> None:
@@ -153,25 +182,10 @@ def main() -> None:
     parser.add_argument("--tenants", type=int, default=2000, help="other tenants with a month of daily rows")
     parser.add_argument("--repeat", type=int, default=30)
     args = parser.parse_args()
-    name = f"relay_bench_{secrets.token_hex(4)}"
-    admin = PG_ADMIN_URL.replace("postgresql+asyncpg://", "postgresql://")
-
-    async def admin_sql(sql: str) -> None:
-        conn = await asyncpg.connect(admin)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin_sql(f'CREATE DATABASE "{name}"'))
-    url = urlsplit(admin)._replace(path="/" + name).geturl()
-    try:
-        migrate(normalise_database_url(url))
+    with scratch_database() as url:
         start = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=DAYS)
         asyncio.run(fill(url, args.events, args.tenants, start))
         asyncio.run(measure(normalise_database_url(url), args.repeat, start))
-    finally:
-        asyncio.run(admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ them set (and the environment restored at once); the fake upstream records the `
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
 import subprocess
@@ -178,6 +179,13 @@ def ask(server: GatewayServer, key: str, headers: dict[str, str] | None = None, 
     )
 
 
+def stream(server: GatewayServer, key: str) -> contextlib.AbstractContextManager[httpx.Response]:
+    """A streamed Chat request, as ``ask`` sends a plain one."""
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    headers = {"authorization": f"Bearer {key}"}
+    return httpx.stream("POST", server.url + "/v1/chat/completions", headers=headers, json=body, timeout=30)
+
+
 def traceparent_ids(value: str) -> tuple[str, str]:
     version, trace_id, span_id, flags = value.split("-")
     assert version == "00" and int(flags, 16) & 1  # sampled (the SDK may also set the random-trace-id bit)
@@ -233,13 +241,7 @@ def test_a_retried_request_is_one_span_with_a_child_per_attempt_and_continues_th
 def test_a_stream_span_ends_when_the_stream_ends_with_its_usage(traced, seeded, fake, receiver):
     _, key = seeded
     fake.enqueue(Reply(text="one two three four", chunks=4, chunk_delay_s=0.15, usage=(5, 4)))
-    with httpx.stream(
-        "POST",
-        traced.url + "/v1/chat/completions",
-        headers={"authorization": f"Bearer {key}"},
-        json={"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True},
-        timeout=30,
-    ) as r:
+    with stream(traced, key) as r:
         assert r.status_code == 200
         body = r.read().decode()
     assert body.count("data: ") >= 5 and "[DONE]" in body
@@ -266,13 +268,7 @@ def test_a_failed_request_and_a_client_that_leaves_mid_stream_end_their_spans_as
 
     fake.reset()
     fake.enqueue(Reply(text="drip " * 40, chunks=40, chunk_delay_s=0.1))
-    with httpx.stream(
-        "POST",
-        traced.url + "/v1/chat/completions",
-        headers={"authorization": f"Bearer {key}"},
-        json={"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True},
-        timeout=30,
-    ) as r:
+    with stream(traced, key) as r:
         next(r.iter_raw())  # the first chunk, then the client goes away
         request_id = r.headers["request-id"]
     request, attempts = receiver.trace(request_id, attempts=1)

@@ -146,16 +146,21 @@ def test_bootstraps_racing_in_one_transaction_each_make_one_admin(pg_url: str) -
     assert _scalars(pg_url, "SELECT count(*) FROM users") == [1]
 
 
-@pytest.mark.postgres
-def test_serve_on_an_unmigrated_database_says_to_run_relay_migrate(pg_url: str, tmp_path: Path) -> None:
-    r = subprocess.run(
+def _serve_once(pg_url: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``relay serve`` on ``pg_url``, expected to refuse to start: its exit status and output."""
+    return subprocess.run(
         [*RELAY, "serve", "--port", str(free_port())],
-        cwd=tmp_path,
+        cwd=cwd,
         env=_env(pg_url),
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+@pytest.mark.postgres
+def test_serve_on_an_unmigrated_database_says_to_run_relay_migrate(pg_url: str, tmp_path: Path) -> None:
+    r = _serve_once(pg_url, tmp_path)
     assert r.returncode == STARTUP_FAILURE  # 3, as the README says
     assert f"the database schema is at base (no Relay tables yet), this Relay needs {_head()}" in r.stderr
     assert "run `relay migrate`" in r.stderr
@@ -171,14 +176,7 @@ def test_serve_on_a_database_one_migration_behind_names_both_revisions(pg_url: s
     command.upgrade(alembic_config(url), "head")
     command.downgrade(alembic_config(url), "-1")
     [at] = _scalars(pg_url, "SELECT version_num FROM alembic_version")
-    r = subprocess.run(
-        [*RELAY, "serve", "--port", str(free_port())],
-        cwd=tmp_path,
-        env=_env(pg_url),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    r = _serve_once(pg_url, tmp_path)
     assert r.returncode == STARTUP_FAILURE  # 3, as the README says
     assert f"the database schema is at {at}, this Relay needs {_head()}: run `relay migrate`" in r.stderr
 
