@@ -8,8 +8,12 @@ clear happens; the TTLs bound staleness everywhere regardless (a lost message co
 On a Redis Cluster the channel is classic pub/sub: a ``PUBLISH`` on any node reaches the subscribers
 of every node (the cluster bus relays it), so each process subscribes on the node owning the
 channel's slot and resubscribes, with a fresh slot map, when that node fails or fails over. (Sharded
-pub/sub would save the relaying but needs Redis 7; these messages are few.) Under Sentinel the client
-finds the new master after a failover and the loop resubscribes there.
+pub/sub would save the relaying but needs Redis 7; these messages are few.) The subscription has a
+connection of its own there: redis-py's cluster pubsub borrows the node's shared pool and takes its
+oldest idle socket without a health check, so after a node restart it would resubscribe on one dead
+socket a second, one per request the pool ever held (CI saw the channel down for over 7 s). Under
+Sentinel the client finds the new master after a failover and the loop resubscribes there (its pool
+checks a socket before handing it out).
 
 The same channel carries small verdicts for every process (``publish``: a pool key cooling or refused),
 as ``topic|payload`` messages handed to the topic's handler.
@@ -19,9 +23,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
-from redis.asyncio import RedisCluster
+from redis.asyncio import ConnectionPool, Redis, RedisCluster
+from redis.asyncio.client import PubSub
 
 from gateway.redis_client import REDIS_ERRORS, RedisClient
 
@@ -74,14 +80,10 @@ class Invalidation:
             log.warning("cache invalidation not published (%s); other workers catch up by TTL", type(exc).__name__)
 
     async def _listen(self) -> None:
-        assert self._redis is not None
         lost = False
         while True:
             try:
-                if isinstance(self._redis, RedisCluster):
-                    # The channel's node comes from the slot map; after a failover, ask the cluster afresh.
-                    await (self._redis.nodes_manager.initialize() if lost else self._redis.initialize())
-                async with self._redis.pubsub() as pubsub:
+                async with self._pubsub(refresh=lost) as pubsub:
                     await pubsub.subscribe(CHANNEL)
                     if lost:
                         log.warning("cache invalidation channel back")
@@ -97,6 +99,21 @@ class Invalidation:
                     log.warning("cache invalidation channel lost (%s); resubscribing", type(exc).__name__)
                 lost = True
                 await asyncio.sleep(1.0)
+
+    @asynccontextmanager
+    async def _pubsub(self, refresh: bool) -> AsyncIterator[PubSub]:
+        assert self._redis is not None
+        if not isinstance(self._redis, RedisCluster):
+            async with self._redis.pubsub() as pubsub:
+                yield pubsub
+            return
+        # The channel's node comes from the slot map; after a failover, ask the cluster afresh.
+        await (self._redis.nodes_manager.initialize() if refresh else self._redis.initialize())
+        node = self._redis.get_node_from_key(CHANNEL)
+        assert node is not None
+        pool = ConnectionPool(connection_class=node.connection_class, max_connections=1, **node.connection_kwargs)
+        async with Redis.from_pool(pool) as client, client.pubsub() as pubsub:
+            yield pubsub
 
     def _receive(self, message: str) -> None:
         topic, sep, payload = message.partition("|")

@@ -34,6 +34,7 @@ from support import (
 )
 
 from gateway import redis_client
+from gateway.invalidation import CHANNEL, Invalidation
 from gateway.manage import tokens
 from gateway.metering.limits_redis import budget_keys, rate_keys
 from gateway.settings import Settings, SettingsError
@@ -291,6 +292,41 @@ def test_the_invalidation_channel_survives_a_restart_of_its_node(pair, world, re
     r = httpx.post(a.url + f"/api/v1/keys/{world.key_id}/revoke", headers={"authorization": f"Bearer {token.secret}"})
     assert r.status_code == 200, r.text
     _revoked_on(b, world.key, within_s=2.0)
+
+
+def test_a_listener_resubscribes_at_once_however_many_dead_sockets_its_client_pooled(redis_setup):
+    """The client pools a socket for each command it ever ran at once; a node restart kills them all.
+    The listener must not resubscribe on them one a second (CI saw the channel down over 7 s; without
+    the fix this test waits out its 5 s)."""
+
+    async def heard_within(heard: asyncio.Event, publisher: Any, limit_s: float) -> float:
+        started = time.monotonic()
+        while not heard.is_set():
+            assert time.monotonic() - started < limit_s, "the listener did not hear the channel"
+            await asyncio.to_thread(publisher.publish, CHANNEL, "keys")
+            await asyncio.sleep(0.1)
+        heard.clear()
+        return time.monotonic() - started
+
+    async def scenario() -> float:
+        client = redis_client.connect(redis_setup.url, redis_setup.mode, MASTER)
+        heard = asyncio.Event()
+        listener = Invalidation(client, {"keys": heard.set})
+        listener.start()
+        try:
+            publisher = redis_setup.client()
+            await heard_within(heard, publisher, 5.0)  # subscribed
+            # 40 commands at once on the channel's slot: 40 pooled sockets to the channel's node
+            await asyncio.gather(*(client.get(f"{{{CHANNEL}}}:{i}") for i in range(40)))
+            await asyncio.to_thread(redis_setup.restart, redis_setup.listen_port())
+            if redis_setup.mode == "cluster":
+                await asyncio.to_thread(_wait, lambda: _cluster_ok([redis_setup.listen_port()]), "cluster ok")
+            return await heard_within(heard, redis_setup.client(), 5.0)
+        finally:
+            await listener.close()
+            await redis_client.close(client)
+
+    assert asyncio.run(scenario()) < 5.0
 
 
 def test_the_redis_mode_settings_are_read_and_checked(tmp_path):
