@@ -155,6 +155,16 @@ class Relay:
         os.kill(pid, signal.SIGKILL)
         return pid
 
+    def wait_replaced(self, killed: int, timeout: float) -> float:
+        """Wait until the supervisor has reaped ``killed`` and started a worker in its place; returns how long
+        it took. uvicorn notices a dead worker on its half-second round, after pinging every live worker
+        (each may take up to its 5 s health-check timeout on a loaded machine), so this is polled, not slept."""
+        started = time.monotonic()
+        while killed in (pids := self.worker_pids()) or len(pids) < self.workers:
+            assert time.monotonic() - started < timeout, f"worker {killed} not replaced within {timeout} s: {pids}"
+            time.sleep(0.1)
+        return time.monotonic() - started
+
     def terminate(self, timeout: float) -> float:
         """SIGTERM the master and wait; returns how long it took to exit."""
         assert self.proc is not None
