@@ -232,13 +232,26 @@ def _loads(data: str) -> dict[str, Any] | None:
 _RESPONSE_TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
 
 
+class _EventHead(msgspec.Struct):
+    """What the Responses lane reads of an event; the rest of the JSON is only checked."""
+
+    type: str = ""
+    sequence_number: int | None = None
+    response: msgspec.Raw | None = None
+
+
+_decode_head = msgspec.json.Decoder(_EventHead).decode
+
+
 class ResponsesPassthrough:
     """A Responses upstream's events to a Responses client, as they came but for three names.
 
     The Response carries Relay's id (the key of the conversation store, so no upstream can choose
     or collide with it), the public model name, and the client's ``previous_response_id`` (Relay
-    expanded it into the input). Every event is decoded: the lifecycle events need the renames and
-    a stream cut by the upstream ends with a ``response.failed`` that continues its numbering.
+    expanded it into the input). The lifecycle events need the renames, so they are decoded; so is
+    every event with something to decide. The rest (the deltas, most of a stream) take the fast
+    lane, ``pass_raw``: their bytes as they came, with only the type and the sequence number read
+    (a stream cut by the upstream ends with a ``response.failed`` that continues the numbering).
     """
 
     def __init__(self, *, model: str, response_id: str, previous_response_id: str | None) -> None:
@@ -256,6 +269,43 @@ class ResponsesPassthrough:
     def rename(self, response: dict[str, Any]) -> dict[str, Any]:
         response.update(self._names)
         return response
+
+    def pass_raw(self, chunk: bytes) -> tuple[bytes, bytes]:
+        """Split ``chunk`` into its leading events that ``feed`` would send on unchanged, and the rest.
+
+        Such an event is one ``data:`` line holding a JSON object with a ``type`` other than ``error``,
+        no ``response`` and an integer (or no) ``sequence_number``, after at most one ``event:`` line:
+        the framing ``feed``'s re-encoding gives back byte for byte (tested). The caller offers a chunk
+        only when it starts a fresh event.
+        """
+        if self.finished or b"\r" in chunk:
+            return b"", chunk
+        end, _ = leading_run(chunk, self._plain)
+        return chunk[:end], chunk[end:]
+
+    def _plain(self, event: bytes) -> bool:
+        data = event
+        if event.startswith(b"event: "):
+            line_end = event.find(b"\n")
+            if line_end <= 7 or not event[7:line_end].isascii():
+                return False
+            data = event[line_end + 1 :]
+        if not data.startswith(b"data: {") or b"\n" in data:
+            return False
+        if not data.isascii():  # the JSON decoder skips the fields it does not read, unchecked
+            try:
+                data.decode()
+            except UnicodeDecodeError:
+                return False
+        try:
+            head = _decode_head(data[6:])
+        except (msgspec.MsgspecError, RecursionError):
+            return False
+        if not head.type or head.type == "error" or head.response is not None:
+            return False
+        if head.sequence_number is not None:
+            self._seq = head.sequence_number
+        return True
 
     def feed(self, ev: SSEEvent) -> list[SSEEvent]:
         doc = _loads(ev.data)

@@ -330,5 +330,8 @@ def relay_chunks(tap: Any, chunks: list[bytes], *, lane: bool) -> tuple[bytes, i
 
     for chunk in chunks:
         out.append(take_chunk(chunk, decoder, tap, counted if lane else None)[0])
-    out.append(encode_all([e for ev in decoder.finish() for e in tap.feed(ev)] + tap.finish()))
+        if tap.finished:  # the relay stops reading here
+            break
+    else:
+        out.append(encode_all([e for ev in decoder.finish() for e in tap.feed(ev)] + tap.finish()))
     return b"".join(out), hits

@@ -8,7 +8,9 @@ import msgspec
 import pytest
 from support import relay_chunks
 
-from gateway.passthrough import AnthropicPassthrough, OpenAIPassthrough
+from gateway.passthrough import AnthropicPassthrough, OpenAIPassthrough, ResponsesPassthrough
+from gateway.testing.fake_replies import Reply, ToolCall
+from gateway.testing.fake_responses import responses_stream
 
 enc = msgspec.json.encode
 
@@ -170,3 +172,92 @@ def test_anthropic_raw_path_refuses_other_events_and_a_stream_not_started():
     assert tap.pass_raw(bare) == (b"", bare)
     assert tap.pass_raw(delta.replace(b"\n", b"\r\n"))[0] == b""
     assert tap.pass_raw(delta[:-1]) == (b"", delta[:-1])  # half an event waits for the decoder
+
+
+# -- a Responses upstream to the Responses door -----------------------------------------------------
+
+
+def responses_tap() -> ResponsesPassthrough:
+    return ResponsesPassthrough(model="public-name", response_id="resp_relay", previous_response_id=None)
+
+
+def responses_events(**reply: object) -> list[bytes]:
+    kwargs = {"text": "Hello there \u00e9 \\n", "reasoning": "think", "chunks": 6, "usage": (11, 7), **reply}
+    body = {"model": "up-model", "input": "hi", "stream": True}
+    return responses_stream(Reply(**kwargs), body)  # type: ignore[arg-type]
+
+
+def responses_both_ways(chunks: list[bytes]) -> tuple[bytes, bytes, int, ResponsesPassthrough, ResponsesPassthrough]:
+    slow_tap, fast_tap = responses_tap(), responses_tap()
+    slow, _ = relay(slow_tap, chunks, raw=False)
+    fast, hits = relay(fast_tap, chunks, raw=True)
+    return slow, fast, hits, slow_tap, fast_tap
+
+
+@pytest.mark.parametrize("together", [False, True], ids=["one event a chunk", "the whole reply in one chunk"])
+def test_responses_raw_path_gives_the_client_the_same_bytes_response_and_usage(together):
+    events = responses_events(tool_calls=[ToolCall("get_weather", {"city": "Paris"})])
+    chunks = [b"".join(events)] if together else events
+    slow, fast, hits, slow_tap, fast_tap = responses_both_ways(chunks)
+    assert fast == slow
+    lifecycle = 3  # created, in_progress, completed: renamed, so decoded
+    assert hits == len(events) - lifecycle
+    assert fast.count(b'"id":"resp_relay"') == lifecycle and b'"model":"public-name"' in fast
+    assert fast_tap.response == slow_tap.response and fast_tap.response["status"] == "completed"
+    assert fast_tap.usage == slow_tap.usage and fast_tap.usage.output_tokens == 7 and fast_tap.finished
+
+
+def test_a_responses_stream_cut_after_raw_events_fails_with_the_next_sequence_number():
+    events = responses_events(text="a b c d e f g h", chunks=8, reasoning=None)
+    cut = events[:9]  # the opening, the message's start and its first deltas; no terminal event
+    slow, fast, hits, _, _ = responses_both_ways(cut)
+    assert fast == slow and hits > 0
+    failed = fast.rsplit(b"event: response.failed\ndata: ", 1)[1]
+    assert msgspec.json.decode(failed)["sequence_number"] == 9
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        b'event: response.output_text.delta\ndata: {"type":"error","sequence_number":5,"message":"boom"}',
+        b'event: error\ndata: {"sequence_number":5,"message":"no type"}',
+        b'event: response.output_text.delta\ndata: {"type":"x","sequence_number":5,"response":{"id":"up"}}',
+        b'event: response.output_text.delta\ndata: {"type":"x","sequence_number":"5"}',
+        b'event: response.output_text.delta\ndata: {"type":"x","sequence_number":true}',
+        b'event: response.output_text.delta\ndata: {"type":"x","type":"error","sequence_number":5}',
+        b'event: response.output_text.delta\ndata: {"type":"x","sequence_number":5',
+        b'event: response.output_text.delta\ndata: ["type","x"]',
+        b"event: response.output_text.delta\ndata: " + b'{"type":"x","d":"\xff"}',
+        b'event:response.output_text.delta\ndata: {"type":"x","sequence_number":5}',
+        b'event: \ndata: {"type":"x","sequence_number":5}',
+        b'event: response.output_text.delta\ndata:{"type":"x","sequence_number":5}',
+        b'id: 7\nevent: response.output_text.delta\ndata: {"type":"x","sequence_number":5}',
+        b'event: response.output_text.delta\ndata: {"type":"x",\ndata: "sequence_number":5}',
+        b": keep-alive",
+    ],
+    ids=[
+        "type error",
+        "no type",
+        "a response object",
+        "a string sequence number",
+        "a boolean sequence number",
+        "a repeated type",
+        "cut JSON",
+        "not an object",
+        "bad UTF-8",
+        "event: without a space",
+        "an empty event name",
+        "data: without a space",
+        "an id line",
+        "two data lines",
+        "a comment",
+    ],
+)
+def test_a_responses_event_with_anything_to_decide_takes_the_event_path(event):
+    events = responses_events(text="a b c d", chunks=4, reasoning=None)
+    chunks = [*events[:5], event + b"\n\n", *events[5:]]  # after the first text delta
+    slow, fast, hits, slow_tap, fast_tap = responses_both_ways(chunks)
+    assert fast == slow
+    assert fast_tap.response == slow_tap.response and fast_tap.finished == slow_tap.finished
+    plain_upstream_events = len(events) - 3
+    assert hits == plain_upstream_events or fast_tap.finished  # the odd event never went by the lane
