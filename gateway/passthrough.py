@@ -13,7 +13,7 @@ import msgspec
 
 from gateway.convert.usage import usage_from_anthropic, usage_from_openai, usage_from_responses, usage_to_anthropic
 from gateway.domain import Usage
-from gateway.protocols.sse import SSEEvent, leading_run
+from gateway.protocols.sse import SSEEvent, is_utf8, leading_run
 
 _decode = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode
@@ -192,7 +192,7 @@ _DATA_FRAME = len("data: \n\n")
 
 
 def _is_plain_delta(event: bytes) -> bool:
-    return event.startswith(b"event: content_block_delta\ndata: ") and event.count(b"\n") == 1
+    return event.startswith(b"event: content_block_delta\ndata: ") and event.count(b"\n") == 1 and is_utf8(event)
 
 
 def _is_plain_chunk(event: bytes, needle: bytes) -> bool:
@@ -202,6 +202,7 @@ def _is_plain_chunk(event: bytes, needle: bytes) -> bool:
         and event.count(needle) == 1
         and event.count(b'"usage"') == event.count(b'"usage":null')
         and b'"error"' not in event
+        and is_utf8(event)
     )
 
 
@@ -292,11 +293,8 @@ class ResponsesPassthrough:
             data = event[line_end + 1 :]
         if not data.startswith(b"data: {") or b"\n" in data:
             return False
-        if not data.isascii():  # the JSON decoder skips the fields it does not read, unchecked
-            try:
-                data.decode()
-            except UnicodeDecodeError:
-                return False
+        if not is_utf8(data):  # the JSON decoder skips the fields it does not read, unchecked
+            return False
         try:
             head = _decode_head(data[6:])
         except (msgspec.MsgspecError, RecursionError):

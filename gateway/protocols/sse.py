@@ -40,6 +40,18 @@ def encode_event(data: str | bytes, event: str | None = None) -> bytes:
     return b"event: " + event.encode() + b"\ndata: " + payload + b"\n\n"
 
 
+def is_utf8(raw: bytes) -> bool:
+    """Whether ``raw`` is valid UTF-8. A fast lane passes only such events on as they came: the decoder
+    replaces bad bytes, and the lanes must send what the event path sends."""
+    if raw.isascii():
+        return True
+    try:
+        raw.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def leading_run(chunk: bytes, plain: Callable[[bytes], bool]) -> tuple[int, int]:
     """End offset and count of the whole events at the start of ``chunk`` that ``plain`` accepts.
 

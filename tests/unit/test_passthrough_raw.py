@@ -174,6 +174,24 @@ def test_anthropic_raw_path_refuses_other_events_and_a_stream_not_started():
     assert tap.pass_raw(delta[:-1]) == (b"", delta[:-1])  # half an event waits for the decoder
 
 
+def test_same_dialect_lanes_leave_bad_utf8_to_the_event_path_and_send_what_it_sends():
+    """The decoder replaces bytes that are not UTF-8; a lane passing them on would send something else."""
+    bad = "caf\u00e9 \u4f60\u597d".encode() + b" \xff\xfe "
+    broken = openai_chunk("@@").replace(b"@@", bad)
+    slow_tap, fast_tap = openai_tap(), openai_tap()
+    chunks = [openai_chunk("learn the envelope"), openai_chunk("\u4f60\u597d"), broken, b"data: [DONE]\n\n"]
+    slow, _ = relay(slow_tap, chunks, raw=False)
+    fast, hits = relay(fast_tap, chunks, raw=True)
+    assert fast == slow and hits == 2 and b"\xff" not in fast and "\ufffd".encode() in fast
+
+    stream = anthropic_stream()
+    stream.insert(2, anthropic_delta("@@").replace(b"@@", bad))
+    slow_tap, fast_tap = AnthropicPassthrough(model="pub"), AnthropicPassthrough(model="pub")
+    slow, _ = relay(slow_tap, stream, raw=False)
+    fast, hits = relay(fast_tap, stream, raw=True)
+    assert fast == slow and hits == 6 and b"\xff" not in fast
+
+
 # -- a Responses upstream to the Responses door -----------------------------------------------------
 
 
