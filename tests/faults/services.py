@@ -157,8 +157,9 @@ class Relay:
 
     def wait_replaced(self, killed: int, timeout: float) -> float:
         """Wait until the supervisor has reaped ``killed`` and started a worker in its place; returns how long
-        it took. uvicorn notices a dead worker on its half-second round, after pinging every live worker
-        (each may take up to its 5 s health-check timeout on a loaded machine), so this is polled, not slept."""
+        it took. uvicorn notices a dead worker on its half-second round, but only after pinging every live
+        worker, and a worker busy or still importing answers late (``relay serve`` waits up to 30 s for it,
+        ``WORKER_HEALTHCHECK_TIMEOUT_S``), so this is polled, not slept."""
         started = time.monotonic()
         while killed in (pids := self.worker_pids()) or len(pids) < self.workers:
             assert time.monotonic() - started < timeout, f"worker {killed} not replaced within {timeout} s: {pids}"
