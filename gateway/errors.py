@@ -8,6 +8,7 @@
     ├── AuthenticationFailed (401 authentication_error)
     ├── PermissionDenied (403 permission_error)
     ├── NotFound (404 not_found_error)
+    │   └── ModelNotFound (404, OpenAI's model_not_found)
     ├── Conflict (409 invalid_request_error)
     ├── BudgetExceeded (402 billing_error)
     ├── RateLimited (429 rate_limit_error)
@@ -31,6 +32,7 @@ __all__ = [
     "Conflict",
     "GatewayError",
     "InvalidRequest",
+    "ModelNotFound",
     "NotFound",
     "PermissionDenied",
     "RateLimited",
@@ -85,9 +87,18 @@ class PermissionDenied(GatewayError):
 
 
 class NotFound(GatewayError):
+    """Something named in the request does not exist (a batch, a key, a page, ``/metrics`` switched off)."""
+
     status_code = 404
-    code = "model_not_found"
+    code = "not_found"
     should_retry = False
+
+
+class ModelNotFound(NotFound):
+    """The model asked for is not one this key can see: the only 404 OpenAI clients get as ``model_not_found``
+    (SDKs raise "model not found" on that code, which must not send users after a missing page)."""
+
+    code = "model_not_found"
 
 
 class Conflict(GatewayError):

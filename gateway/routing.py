@@ -25,7 +25,7 @@ from gateway.db.outage import Outage
 from gateway.db.tables import ModelRow, UpstreamRow
 from gateway.db.upstreams import keys_of, upstream_from_rows
 from gateway.domain import Price, Principal, Route, Upstream, merge_profile
-from gateway.errors import NotFound, PermissionDenied
+from gateway.errors import GatewayError, ModelNotFound, PermissionDenied
 from gateway.security import SecretBox
 
 THINKING_SUFFIX = "-thinking"
@@ -61,7 +61,7 @@ class Router:
             if base is not None:
                 route = replace(base, public_name=target, thinking=True)
         if route is None:
-            raise NotFound(await self._not_found_message(principal, name))
+            raise await self._not_found(principal, name, target)
         if not _allowed(principal, route.public_name):
             raise PermissionDenied(f"this API key may not use model {route.public_name!r}")
         return route
@@ -91,11 +91,20 @@ class Router:
                 return route
         return (await self._table(None)).get(name)
 
-    async def _not_found_message(self, principal: Principal, name: str) -> str:
+    async def _not_found(self, principal: Principal, name: str, target: str) -> GatewayError:
+        """Why ``name`` (``target`` after the key's aliases) has no route, in words that lead to the fix."""
+        base = target.removesuffix(THINKING_SUFFIX)
+        if not principal.allow_custom_models and {target, base} & set(await self._table(principal.tenant_id)):
+            return PermissionDenied(
+                f"model {target!r} is a custom model of this key's tenant, and this key may not use custom "
+                "models (allow them: relay keys update <key> --allow-custom-models)"
+            )
         names = [r.public_name for r in await self.visible(principal)]
-        close = difflib.get_close_matches(name, names, n=5, cutoff=0.4)
+        close = difflib.get_close_matches(target, names, n=5, cutoff=0.4)
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        return f"model {name!r} not found{hint}"
+        if target != name:
+            return ModelNotFound(f"model {name!r} not found: this key's alias sends it to {target!r}, no model{hint}")
+        return ModelNotFound(f"model {name!r} not found{hint}")
 
     async def _table(self, tenant_id: str | None) -> ModelTable:
         return await self._tables.get(tenant_id)

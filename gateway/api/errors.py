@@ -11,7 +11,7 @@ from litestar.exceptions import HTTPException, NotFoundException
 
 from gateway.db.outage import DatabaseUnavailable, is_outage
 from gateway.domain import Dialect
-from gateway.errors import GatewayError, RequestTooLarge
+from gateway.errors import GatewayError, NotFound, RequestTooLarge
 
 _encode = msgspec.json.Encoder().encode
 
@@ -62,17 +62,19 @@ def error_body(
     error_type: str | None = None,
     request_id: str | None = None,
     param: str | None = None,
+    code: str | None = None,
 ) -> bytes:
+    """``code``: the OpenAI error's code where the status alone does not say it (a 404 that is no model's)."""
     if door is Dialect.ANTHROPIC:
         typ = error_type or ANTHROPIC_TYPES.get(status) or ("api_error" if status >= 500 else "invalid_request_error")
         doc: dict[str, Any] = {"type": "error", "error": {"type": typ, "message": message}}
         if request_id:
             doc["request_id"] = request_id
         return _encode(doc)
-    otype, code = OPENAI_TYPES.get(status) or (
+    otype, status_code = OPENAI_TYPES.get(status) or (
         ("server_error", None) if status >= 500 else ("invalid_request_error", None)
     )
-    return _encode({"error": {"message": message, "type": otype, "param": param, "code": code}})
+    return _encode({"error": {"message": message, "type": otype, "param": param, "code": code or status_code}})
 
 
 def gateway_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
@@ -125,7 +127,10 @@ def render_error(exc: Exception, door: Dialect, request_id: str | None) -> tuple
         if error_type and error_type not in ANTHROPIC_TYPES.values() and error_type != "api_error":
             error_type = None
         param = getattr(err, "param", None)
-        body = error_body(door, status, err.message, error_type=error_type, request_id=request_id, param=param)
+        code = err.code if isinstance(err, NotFound) else None
+        body = error_body(
+            door, status, err.message, error_type=error_type, request_id=request_id, param=param, code=code
+        )
     return status, headers, body
 
 

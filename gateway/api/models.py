@@ -10,7 +10,7 @@ from litestar import Request, Response, get
 from gateway.api.errors import door_of
 from gateway.auth import extract_key
 from gateway.domain import Dialect, Route
-from gateway.errors import NotFound
+from gateway.errors import ModelNotFound
 from gateway.services import Services
 
 _encode = msgspec.json.Encoder().encode
@@ -62,7 +62,7 @@ async def get_model(request: Request[Any, Any, Any]) -> Response[bytes]:
         if route.public_name == model_id:
             doc = _anthropic(route) if door_of(request) is Dialect.ANTHROPIC else _openai(route)
             return Response(_encode(doc), media_type="application/json")
-    raise NotFound(f"model {model_id!r} not found")
+    raise ModelNotFound(f"model {model_id!r} not found")
 
 
 MODEL_HANDLERS = [list_models, get_model]

@@ -282,6 +282,36 @@ def test_unknown_model_without_close_match_has_no_suggestion(world, door):
     assert world.fake.requests == []
 
 
+def test_a_custom_model_refused_to_a_key_without_custom_models_says_so(stack, world, door):
+    """The model exists (the tenant's own): "not found" would send the user hunting for a typo."""
+    key = stack.seed.key(world.tenant, allow_custom_models=False).secret
+    r = post(world, door, valid_body(door), headers={"authorization": f"Bearer {key}"})
+    assert r.status_code == 403, r.text
+    message = r.json()["error"]["message"]
+    assert "custom model" in message and "--allow-custom-models" in message, message
+    assert world.fake.requests == []
+
+
+def test_an_alias_to_no_model_names_the_target(stack, world, door):
+    key = stack.seed.key(world.tenant, aliases=[("claude-*", "my-gtp")]).secret
+    r = post(world, door, valid_body(door, model="claude-sonnet-4-5"), headers={"authorization": f"Bearer {key}"})
+    assert_error(r, door, 404, "'claude-sonnet-4-5'", "alias", "'my-gtp'", "did you mean 'my-gpt'")
+    assert world.fake.requests == []
+
+
+def test_a_404_that_is_no_model_has_no_model_not_found_code(stack, world):
+    """Only a missing model is OpenAI's ``model_not_found`` (SDKs turn it into "model not found")."""
+    cases = {
+        "/v1/models/nope": "model_not_found",
+        "/metrics": "not_found",  # switched off in these tests
+        "/v1/nowhere": "not_found",
+    }
+    for path, code in cases.items():
+        r = httpx.get(world.url + path, headers={"authorization": f"Bearer {world.key}"}, timeout=10)
+        assert r.status_code == 404, (path, r.text)
+        assert r.json()["error"]["code"] == code, (path, r.text)
+
+
 # ---------------------------------------------------------------- keys
 
 _BASE62 = string.digits + string.ascii_letters

@@ -1,7 +1,7 @@
 """Errors of the management API: ``{"error": {"message", "type", "param", "code"}}``, the field named.
 
 The doors' renderer (``gateway.api.errors``) answers in a door's dialect with codes of the LLM APIs
-(a 404 there is ``model_not_found``); here a 404 may be a key or an upstream, so the codes are our own.
+(a model's 404 there is ``model_not_found``); here a 404 may be a key or an upstream, so the codes are our own.
 Bad input names its field twice: as the message's first word (``base_url: …``) and as ``param``.
 """
 
