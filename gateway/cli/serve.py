@@ -90,22 +90,8 @@ def _serve(
         # Kubernetes init container); serving on an old schema would fail request by request instead.
         logs.announce(settings, f"relay serve: {behind}", event="schema_behind", level=logging.ERROR)
         return STARTUP_FAILURE
-    with sqlite_schema_lock(settings.database_url):
-        password = asyncio.run(_bootstrap(settings))
     host = host or settings.host
     port = port or settings.port
-    base = f"http://{host}:{port}{settings.root_path}"
-    if password:
-        first = f"First run: tenant '{FIRST_TENANT}' and platform admin {FIRST_ADMIN} created."
-        sign_in = f"{base}/admin"
-        if logs.use_json(settings):  # one line, the password a field of its own (WARNING: never filtered out)
-            logs.announce(settings, f"{first} Sign in at {sign_in} with the one-time password to choose your own.",
-                          event="first_run", level=logging.WARNING, user=FIRST_ADMIN, password=password,
-                          sign_in=sign_in)  # fmt: skip
-        else:
-            print(f"{first}\n  password (shown once): {password}\n  Sign in at {sign_in} to choose your own.")
-    doors = f"Anthropic door {base}/v1/messages, OpenAI doors {base}/v1/chat/completions and {base}/v1/responses"
-    logs.announce(settings, f"Relay listening on {base}  ({doors})", event="listening", url=base)
     workers = workers or settings.workers
     os.environ["RELAY_WORKERS"] = str(workers)  # each worker's settings know how many share the limits
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -127,9 +113,37 @@ def _serve(
         limit_concurrency=settings.max_connections or None,
         **proxy_options(settings),
     )
+    # The port first: a taken port must not be announced as listening, nor cost a first run's
+    # one-time password (printed once, below).
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    level = uvicorn_log.level
+    uvicorn_log.setLevel(max(level, logging.WARNING))  # its "running on" line would come before the password
+    try:
+        sock = config.bind_socket()
+    except SystemExit as exc:  # uvicorn logged the OSError and exits: the OSError is its context
+        why = getattr(exc.__context__, "strerror", None) or "cannot bind"
+        message = f"relay serve: cannot listen on {host}:{port}: {why.lower()}"
+        logs.announce(settings, message, event="bind_failed", level=logging.ERROR)
+        return STARTUP_FAILURE
+    finally:
+        uvicorn_log.setLevel(level)
+    with sqlite_schema_lock(settings.database_url):
+        password = asyncio.run(_bootstrap(settings))
+    base = f"http://{host}:{port}{settings.root_path}"
+    if password:
+        first = f"First run: tenant '{FIRST_TENANT}' and platform admin {FIRST_ADMIN} created."
+        sign_in = f"{base}/admin"
+        if logs.use_json(settings):  # one line, the password a field of its own (WARNING: never filtered out)
+            logs.announce(settings, f"{first} Sign in at {sign_in} with the one-time password to choose your own.",
+                          event="first_run", level=logging.WARNING, user=FIRST_ADMIN, password=password,
+                          sign_in=sign_in)  # fmt: skip
+        else:
+            print(f"{first}\n  password (shown once): {password}\n  Sign in at {sign_in} to choose your own.")
+    doors = f"Anthropic door {base}/v1/messages, OpenAI doors {base}/v1/chat/completions and {base}/v1/responses"
+    logs.announce(settings, f"Relay listening on {base}  ({doors})", event="listening", url=base)
     if workers > 1:
-        DrainingMultiprocess(config, sockets=[config.bind_socket()]).run()
+        DrainingMultiprocess(config, sockets=[sock]).run()
         return 0
     server = uvicorn.Server(config)
-    server.run()
+    server.run(sockets=[sock])
     return 0 if server.started else STARTUP_FAILURE

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -282,6 +283,23 @@ def test_serve_on_the_embedded_default(tmp_path: Path):
     assert "password (shown once):" in out
     assert (tmp_path / "relay.db").exists() and (tmp_path / ".relay-secret-key").exists()
     assert oct((tmp_path / ".relay-secret-key").stat().st_mode & 0o777) == "0o600"
+
+
+def test_serve_on_a_taken_port_fails_before_announcing_anything(tmp_path: Path):
+    """It said "Relay listening on …" (and on a first run would have spent the one-time password) and then
+    failed to bind."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = subprocess.run(
+            [*RELAY, "serve", "--port", str(port)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+        )
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in r.stderr and "address already in use" in r.stderr.lower()
+    assert "listening" not in r.stdout + r.stderr.replace("cannot listen", "")
+    assert "password" not in r.stdout + r.stderr
 
 
 def test_capability_profile_from_the_cli(stack, fake):
