@@ -152,6 +152,13 @@ class Allowlist:
         return any(a in net and p in (None, port) for net, p in self.networks for a in candidates)
 
 
+def allowlist_entry(url: str | URL) -> str:
+    """The ``RELAY_UPSTREAM_ALLOWLIST`` entry that lets tenant upstreams reach ``url``'s host and port."""
+    u = URL(url) if isinstance(url, str) else url
+    host = u.host or ""
+    return f"[{host}]:{u.port}" if ":" in host else f"{host}:{u.port}"
+
+
 def _split_port(entry: str) -> tuple[str, int | None]:
     if entry.startswith("["):  # [v6] or [v6]:port
         inner, _, rest = entry[1:].partition("]")

@@ -22,7 +22,7 @@ from gateway.manage.names import clean_name
 from gateway.manage.tenants import audit
 from gateway.manage.upstream_keys import set_first_key
 from gateway.security import SecretBox
-from gateway.ssrf import Allowlist, BlockedAddress, check_url_at_save
+from gateway.ssrf import Allowlist, BlockedAddress, allowlist_entry, check_url_at_save
 
 
 def check_base_url(url: str) -> str:
@@ -43,7 +43,7 @@ async def check_tenant_base_url(url: str, allowlist: Allowlist) -> None:
     except BlockedAddress as exc:
         raise InvalidRequest(
             f"base URL refused: {exc}. To let tenant upstreams reach it (a local Ollama, vLLM or LM Studio), "
-            "start Relay with RELAY_UPSTREAM_ALLOWLIST listing it, e.g. RELAY_UPSTREAM_ALLOWLIST=127.0.0.1:11434"
+            f"start Relay with it in the allowlist: RELAY_UPSTREAM_ALLOWLIST={allowlist_entry(url.strip())}"
         ) from None
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from gateway.errors import UpstreamBlocked, UpstreamTimeout, UpstreamUnavailable
-from gateway.ssrf import BlockedAddress
+from gateway.ssrf import BlockedAddress, allowlist_entry
 
 log = logging.getLogger("relay")
 
@@ -86,8 +86,8 @@ async def send(
         if isinstance(exc.os_error, BlockedAddress):
             log.warning("upstream %s refused by the SSRF guard: %s", exc.host, exc.os_error)
             raise UpstreamBlocked(
-                f"upstream address not allowed: {exc.os_error}. An operator can allow it with "
-                "RELAY_UPSTREAM_ALLOWLIST (e.g. 127.0.0.1:11434 for a local Ollama)"
+                f"upstream address not allowed: {exc.os_error}. An operator can allow it by starting Relay "
+                f"with RELAY_UPSTREAM_ALLOWLIST={allowlist_entry(req.url)}"
             ) from None
         raise UpstreamUnavailable(f"cannot connect to upstream ({type(exc).__name__})") from None
     except aiohttp.ClientError as exc:

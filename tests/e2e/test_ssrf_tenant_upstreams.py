@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 import httpx
@@ -9,7 +10,7 @@ import pytest
 from support import GatewayServer, Seeder
 from test_cli import ok, relay
 
-from gateway.ssrf import Allowlist
+from gateway.ssrf import Allowlist, check_url_at_save
 from gateway.testing.fake_upstream import Reply
 
 
@@ -43,7 +44,8 @@ def test_tenant_upstream_on_loopback_is_refused_at_connect_time(guarded, fake):
     assert "up-secret-key" not in r.text
     # The truth, and what to do about it (it said "cannot connect to upstream (ClientConnectorError)").
     error = r.json()["error"]
-    assert "address not allowed" in error["message"] and "RELAY_UPSTREAM_ALLOWLIST" in error["message"]
+    assert "address not allowed" in error["message"]
+    assert f"RELAY_UPSTREAM_ALLOWLIST=localhost:{fake.url.rsplit(':', 1)[1]}" in error["message"]
     assert "names the local host" in error["message"]
     assert r.headers["x-should-retry"] == "false"
     rows = seed.usage_rows(tenant, expect=1)
@@ -106,7 +108,10 @@ def test_cli_refuses_hostile_tenant_base_urls(stack, url):
         env={"RELAY_UPSTREAM_ALLOWLIST": ""},
     )
     assert r.returncode == 1 and "base URL refused" in r.stderr, r.stderr
-    assert "RELAY_UPSTREAM_ALLOWLIST=127.0.0.1:11434" in r.stderr  # says how to allow a local model server
+    # Says how to allow it (a local model server), naming this URL's own host and port: the line works as given.
+    suggested = re.search(r"RELAY_UPSTREAM_ALLOWLIST=(\S+)", r.stderr)
+    assert suggested is not None, r.stderr
+    check_url_at_save(url, Allowlist.parse(suggested.group(1)))
 
 
 def test_allowlist_lets_a_local_ollama_in(stack):
