@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from gateway.catalog import provider_enabled_env
 from gateway.catalog.state import provider_states
 from gateway.cli.common import box, print_json, read_upstream_key, session
 from gateway.errors import InvalidRequest
@@ -55,7 +56,11 @@ async def catalog_list(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     for st in states:
         p = st.provider
-        hint = "on" if st.enabled else f"off: set {p.key_env} or run `relay providers enable {p.name}`"
+        if p.requires_key:
+            how = f"set {p.key_env} or run `relay providers enable {p.name} --api-key-env VAR`"
+        else:
+            how = f"set {provider_enabled_env(p.name)}=1 (no key needed) or run `relay providers enable {p.name}`"
+        hint = "on" if st.enabled else f"off: {how}"
         print(f"{p.display_name} ({p.name}, {p.dialect.value}, {hint})")
         for m in p.models:
             price = st.price(m)

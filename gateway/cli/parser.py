@@ -73,7 +73,8 @@ def _model_options(p: argparse.ArgumentParser, *, update: bool) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="relay", description="Relay: one sk- key, any model, either API dialect.")
+    about = "Relay: one sk- key, any model, at the Messages, Chat Completions and Responses doors."
+    parser = Parser(prog="relay", description=about)
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
 
     p = sub.add_parser("serve", help="run the gateway")

@@ -66,6 +66,16 @@ def test_catalog_model_routes_after_enable_with_catalog_price_and_override(stack
     assert "deepseek-flash" in listing and "in $2 out $10" in listing and "(deepseek, openai, on)" in listing
 
 
+def test_the_catalog_listing_says_how_to_turn_each_provider_on(stack):
+    """A keyless provider (a local Ollama) is switched on, not given a key (it said "set …_API_KEY")."""
+    unset = ("RELAY_PROVIDER_OLLAMA_ENABLED", "RELAY_PROVIDER_OLLAMA_API_KEY", "RELAY_PROVIDER_OPENAI_API_KEY")
+    env = dict.fromkeys(unset, "")
+    listing = ok(relay(stack, "catalog", "list", "--provider", "ollama", env=env))
+    assert "off: set RELAY_PROVIDER_OLLAMA_ENABLED=1 (no key needed)" in listing, listing
+    listing = ok(relay(stack, "catalog", "list", "--provider", "openai", env=env))
+    assert "off: set RELAY_PROVIDER_OPENAI_API_KEY or run `relay providers enable openai --api-key-env" in listing
+
+
 def test_disabled_provider_models_are_not_found(stack, fake, deepseek_on):
     ok(relay(stack, "providers", "disable", "deepseek"))
     key = stack.seed.key(stack.seed.tenant()).secret
