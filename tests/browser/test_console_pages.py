@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from support import free_port
 from test_admin_flow import PASSWORD, off_loop
 
 from gateway.manage import tenants, upstream_keys
@@ -73,7 +74,17 @@ def _world(stack: Any, fake_url: str) -> tuple[str, str, str]:
         json={"model": model.name, "messages": [{"role": "user", "content": "again"}]},
         timeout=30,
     )
-    seed.usage_rows(tenant, expect=2)
+    # an error row in the log (its code under the status), from a key of one short word
+    gone = seed.upstream(tenant, name="gone", base_url=f"http://127.0.0.1:{free_port()}/v1")
+    seed.model(tenant, gone, "gone-model")
+    r = httpx.post(
+        stack.url + "/v1/chat/completions",
+        headers={"authorization": f"Bearer {seed.key(tenant, name='laptop').secret}"},
+        json={"model": "gone-model", "messages": [{"role": "user", "content": "anyone?"}]},
+        timeout=30,
+    )
+    assert r.status_code == 502, r.text
+    seed.usage_rows(tenant, expect=3)
     return email, up.id, r.headers["request-id"]
 
 
@@ -124,6 +135,11 @@ def test_console_pages_fit_both_sizes_in_light_and_dark(stack: Any, browser: Any
                 page.screenshot(
                     path=str(ARTIFACTS / f"console-{stack.name}-{scheme}-{size}-{label}.png"), full_page=True
                 )
+                if size == "phone":  # a page shorter than the screen stretched the nav bar (127 px instead of 53)
+                    page.set_viewport_size({"width": 390, "height": 3000})
+                    nav = page.evaluate("document.querySelector('.nav').getBoundingClientRect().height")
+                    assert nav < 80, (scheme, label, nav)
+                    page.set_viewport_size(viewport)
                 if label == "upstream":  # the key pool on its own, legible at both sizes
                     keys_shot = ARTIFACTS / f"console-{stack.name}-{scheme}-{size}-upstream-keys.png"
                     page.locator("#keys").screenshot(path=str(keys_shot))
