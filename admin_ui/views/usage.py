@@ -149,7 +149,11 @@ async def usage_page(request: Request[Any, Any, Any]) -> Response[Any]:
     except InvalidRequest as exc:
         q, status, error = UsageQuery.of(admin.tenant_id, datetime.now(UTC) - LOG_DEFAULT_SPAN), None, exc.message
     if params["request_id"]:
-        error = f"No request with the id {params['request_id']!r} was made with {admin.tenant_name}'s keys."
+        error = (
+            f"No request with the id {params['request_id']!r} is in {admin.tenant_name}'s log. Requests refused "
+            "before an upstream was called (a malformed body, an unknown model, a rate limit or budget) are not "
+            "logged: the error they answered says why."
+        )
     async with services_of(request).sessions() as db:
         key_rows = await keys.list_keys(db, tenant=await tenant_of(db, admin.tenant_id))
         result = await usage.requests_page(db, q, status=status, cursor=params["cursor"] or None, limit=PAGE_SIZE)

@@ -246,6 +246,11 @@ def test_request_log_finds_a_request_by_id_and_shows_its_detail(stack, fake):
     assert r.status_code == 404 and model.name not in r.text and "<html" in r.text.lower()
     r = other.get("/usage", params={"request_id": request_id})
     assert r.status_code == 404 and "No request with the id" in r.text and model.name not in r.text
+    # a request refused before any upstream: its id is not in the log, and the page says why it may not be
+    refused = _chat(stack, key.secret, "no-such-model")
+    assert refused.status_code == 404
+    r = owner.get("/usage", params={"request_id": refused.headers["request-id"]})
+    assert r.status_code == 404 and "refused before an upstream was called" in r.text
 
 
 def test_dashboard_shows_spend_over_time_by_model_and_by_key(stack, fake):
