@@ -444,3 +444,20 @@ def test_models_test_reports_a_dead_upstream(stack):
     ok(relay(stack, "models", "add", "gone", "--tenant", tenant, "--upstream", "dead", "--upstream-model", "x"))
     r = relay(stack, "models", "test", "gone", "--tenant", tenant)
     assert r.returncode == 1 and "FAIL completion" in r.stdout and "skip streaming" in r.stdout
+    assert "{" not in r.stdout  # no profile dump after the failure
+
+
+def test_models_test_marks_a_model_without_reasoning_as_none_not_failed(stack, fake):
+    tenant = f"cli-probe-plain-{time.monotonic_ns()}"
+    ok(relay(stack, "tenants", "create", tenant))
+    base = fake.url + "/v1"
+    ok(relay(stack, "upstreams", "add", "plain", "--tenant", tenant, "--dialect", "openai", "--base-url", base))
+    ok(relay(stack, "models", "add", "plain", "--tenant", tenant, "--upstream", "plain", "--upstream-model", "p"))
+    fake.enqueue(
+        Reply(text="pong"),
+        Reply(text="pong"),
+        Reply(tool_calls=[ToolCall(name="get_weather", arguments={"city": "Paris"})]),
+        Reply(text="red"),
+    )
+    out = ok(relay(stack, "models", "test", "plain", "--tenant", tenant))
+    assert "none reasoning" in out and "FAIL" not in out, out
