@@ -31,6 +31,15 @@ from gateway.settings import Settings
 async def session(settings: Settings) -> AsyncIterator[AsyncSession]:
     """One unit of work: committed when the command succeeds, rolled back otherwise."""
     if settings.embedded:
+        path = settings.sqlite_path
+        if path is not None and not path.exists():
+            # Run in another directory than the gateway's, a command would work on a database of its own,
+            # and the gateway would never see what it made: say so.
+            print(
+                f"relay: note: no database at {path.resolve()}, so a new empty one is made there; the gateway's "
+                "is where `relay serve` runs (or set RELAY_DATABASE_URL)",
+                file=sys.stderr,
+            )
         await asyncio.to_thread(migrate, settings.database_url)  # embedded: no separate `relay migrate`
     engine = create_engine(settings.database_url, pool_size=1)
     try:

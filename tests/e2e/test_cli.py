@@ -285,6 +285,18 @@ def test_serve_on_the_embedded_default(tmp_path: Path):
     assert oct((tmp_path / ".relay-secret-key").stat().st_mode & 0o777) == "0o600"
 
 
+def test_a_command_run_where_no_database_is_says_it_makes_one(tmp_path: Path):
+    """Run in the wrong directory, a command worked on a new empty database without a word, and the keys it
+    made were refused by the gateway ("no such key")."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
+    run = [*RELAY, "tenants", "create", "acme"]
+    first = subprocess.run(run, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert first.returncode == 0, first.stderr
+    assert f"no database at {tmp_path / 'relay.db'}" in first.stderr and "relay serve" in first.stderr
+    listed = subprocess.run([*RELAY, "tenants", "list"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert "acme" in listed.stdout and "no database" not in listed.stderr  # said once, when it was made
+
+
 def test_serve_on_a_taken_port_fails_before_announcing_anything(tmp_path: Path):
     """It said "Relay listening on …" (and on a first run would have spent the one-time password) and then
     failed to bind."""
