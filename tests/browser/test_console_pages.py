@@ -61,31 +61,22 @@ def _world(stack: Any, fake_url: str) -> tuple[str, str, str]:
     key = seed.key(tenant, name="laptop of the night shift")
     for _ in range(3):
         seed.key(tenant, name=f"ci-{secrets.token_hex(2)}")
-    r = httpx.post(
-        stack.url + "/v1/chat/completions",
-        headers={"authorization": f"Bearer {key.secret}"},
-        json={"model": model.name, "messages": [{"role": "user", "content": "hello"}]},
-        timeout=30,
-    )
-    assert r.status_code == 200, r.text
-    httpx.post(
-        stack.url + "/v1/chat/completions",
-        headers={"authorization": f"Bearer {key.secret}"},
-        json={"model": model.name, "messages": [{"role": "user", "content": "again"}]},
-        timeout=30,
-    )
+
+    def ask(secret: str, model_name: str, text: str) -> httpx.Response:
+        body = {"model": model_name, "messages": [{"role": "user", "content": text}]}
+        return httpx.post(stack.url + "/v1/chat/completions", headers={"authorization": f"Bearer {secret}"},
+                          json=body, timeout=30)  # fmt: skip
+
+    first = ask(key.secret, model.name, "hello")
+    assert first.status_code == 200, first.text
+    ask(key.secret, model.name, "again")
     # an error row in the log (its code under the status), from a key of one short word
     gone = seed.upstream(tenant, name="gone", base_url=f"http://127.0.0.1:{free_port()}/v1")
     seed.model(tenant, gone, "gone-model")
-    r = httpx.post(
-        stack.url + "/v1/chat/completions",
-        headers={"authorization": f"Bearer {seed.key(tenant, name='laptop').secret}"},
-        json={"model": "gone-model", "messages": [{"role": "user", "content": "anyone?"}]},
-        timeout=30,
-    )
+    r = ask(seed.key(tenant, name="laptop").secret, "gone-model", "anyone?")
     assert r.status_code == 502, r.text
     seed.usage_rows(tenant, expect=3)
-    return email, up.id, r.headers["request-id"]
+    return email, up.id, first.headers["request-id"]
 
 
 def _fits(page: Any) -> bool:
