@@ -36,6 +36,8 @@ class Call:
     retries and fallbacks are attempts inside one request, recorded as one ledger row."""
     requested_model: str = ""
     """The public model the client asked for (a fallback's attempt routes elsewhere)."""
+    asked_model: str = ""
+    """The model name in the client's body, before the key's aliases (``requested_model`` is after them)."""
     client_request_id: str | None = None
     """The caller's own ``x-request-id``, for correlation only (never the ledger's key)."""
     endpoint: str = "chat"

@@ -516,6 +516,7 @@ class Relay:
             conversion_notes=tuple(call.notes),
             upstream_id=route.upstream.id,
             upstream_key_id=route.upstream.key_id or None,
+            asked_model=call.asked_model if call.asked_model not in ("", asked) else None,
             door_dialect=call.door.value,
             upstream_dialect=route.dialect.value,
             stream=call.stream,

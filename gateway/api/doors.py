@@ -154,8 +154,8 @@ async def _call(
     principal = await services.auth.authenticate(extract_key(headers))
     seen.update(tenant_id=principal.tenant_id, key=principal.prefix)
     body = parse_body(raw, door, count_tokens=count_tokens, endpoint=endpoint)
-    seen["model"] = body["model"]
-    route = await services.router.resolve(principal, body["model"])
+    seen["model"] = asked = body["model"]
+    route = await services.router.resolve(principal, asked)
     keep: Keeper | None = None
     if door is Dialect.RESPONSES:
         body = await held_responses.expand(services.conversations, principal, body)
@@ -172,6 +172,7 @@ async def _call(
         client_request_id=client_id,
         keeper=keep,
         endpoint=endpoint,
+        asked_model=asked,
     )
 
 

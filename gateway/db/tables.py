@@ -245,6 +245,8 @@ class UsageEvent(Base):
     """The fallback model that finally answered, when it was not ``model`` (the one asked for)."""
     conversion_notes: Mapped[str | None] = mapped_column(sa.String(1000))
     """What translation dropped or changed, comma-separated as in the ``relay-conversion-notes`` header."""
+    asked_model: Mapped[str | None] = mapped_column(sa.String(200))
+    """The model name the client sent, when the key's aliases routed it to ``model`` (``claude-*`` → …)."""
 
 
 class AuditLog(Base):

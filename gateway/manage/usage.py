@@ -259,6 +259,8 @@ class RequestRow:
     """What translation dropped or changed, comma-separated (the ``relay-conversion-notes`` header)."""
     upstream_key_id: str | None = None
     """The upstream pool key that carried the last attempt."""
+    asked_model: str | None = None
+    """The model name the client sent, when the key's aliases routed it to ``model``."""
 
     @property
     def cost_usd(self) -> float:

@@ -40,6 +40,8 @@ class UsageRecord:
     """What translation dropped or changed (the ``relay-conversion-notes`` header), kept in the request log."""
     upstream_key_id: str | None = None
     """The upstream pool key that carried the last attempt (None: a catalog provider's single key)."""
+    asked_model: str | None = None
+    """The model name the client sent, when the key's aliases routed it to ``model``."""
 
 
 class Meter(Protocol):
@@ -99,6 +101,8 @@ def request_log_line(
         "ttft_ms": rec.ttft_ms,
         "client_ip": client_ip,
     }
+    if rec.asked_model:
+        doc["asked_model"] = rec.asked_model
     if rec.attempts > 1:
         doc["served_model"] = rec.served_model
         doc["failed_attempts"] = [{"model": m, "status": st, "error": code} for m, st, code in rec.tries]

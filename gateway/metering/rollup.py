@@ -76,6 +76,7 @@ def event_row(rec: UsageRecord) -> dict[str, Any]:
         "attempts": max(1, min(rec.attempts, 32_767)),
         "served_model": _clip(rec.served_model, 200),
         "conversion_notes": _clip(",".join(rec.conversion_notes), 1000) or None,
+        "asked_model": _clip(rec.asked_model, 200),
     }
 
 

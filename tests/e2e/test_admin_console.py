@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 from test_admin_auth import signed_in
+from test_management_api import Api, make_token
 
 from gateway.db.tables import ApiKey, AuditLog, ModelRow, UpstreamRow, UsageEvent
 from gateway.domain import Usage
@@ -251,6 +252,33 @@ def test_request_log_finds_a_request_by_id_and_shows_its_detail(stack, fake):
     assert refused.status_code == 404
     r = owner.get("/usage", params={"request_id": refused.headers["request-id"]})
     assert r.status_code == 404 and "refused before an upstream was called" in r.text
+
+
+def test_a_request_routed_by_an_alias_keeps_the_model_the_client_asked(stack, fake):
+    """Claude Code asks for ``claude-sonnet-4-5``; the key's alias routes it to the tenant's model. The log
+    showed only the target, as "Model asked"; the name the client sent was kept nowhere."""
+    tenant, _, model = _setup(stack, fake)
+    key = stack.seed.key(tenant, name="alias key", aliases=[("claude-*", model.name)])
+    r = httpx.post(
+        stack.url + "/v1/messages",
+        headers={"x-api-key": key.secret, "anthropic-version": "2023-06-01"},
+        json={"model": "claude-sonnet-4-5", "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}]},
+        timeout=30,
+    )
+    assert r.status_code == 200, r.text
+    direct = _chat(stack, key.secret, model.name)  # no alias: nothing more is kept
+    assert direct.status_code == 200, direct.text
+    rows = stack.seed.usage_rows(tenant, expect=2)
+    assert [(row.model, row.asked_model) for row in rows] == [(model.name, "claude-sonnet-4-5"), (model.name, None)]
+    owner = signed_in(stack, tenant)
+    text = re.sub(r"\s+", " ", owner.get(f"/usage/requests/{r.headers['request-id']}").text)
+    assert "claude-sonnet-4-5" in text and "by the key's alias" in text, text
+    api = Api(stack, make_token(stack, tenant, "member"))
+    try:
+        logged = api.get("/usage/requests", params={"limit": 10}).json()["requests"]
+    finally:
+        api.close()
+    assert [(q["model"], q["asked_model"]) for q in logged] == [(model.name, None), (model.name, "claude-sonnet-4-5")]
 
 
 def test_dashboard_shows_spend_over_time_by_model_and_by_key(stack, fake):

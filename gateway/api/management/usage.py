@@ -102,6 +102,8 @@ class RequestOut(msgspec.Struct, kw_only=True):
     """The fallback model that answered, when not ``model``."""
     conversion_notes: str | None = None
     """What translation dropped or changed, comma-separated (the ``relay-conversion-notes`` header)."""
+    asked_model: str | None = None
+    """The model name the client sent, when the key's aliases routed it to ``model``."""
 
 
 class RequestsOut(msgspec.Struct, kw_only=True):
