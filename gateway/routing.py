@@ -103,7 +103,9 @@ class Router:
         close = difflib.get_close_matches(target, names, n=5, cutoff=0.4)
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         if target != name:
-            return ModelNotFound(f"model {name!r} not found: this key's alias sends it to {target!r}, no model{hint}")
+            return ModelNotFound(
+                f"model {name!r} not found: this key's alias sends it to {target!r}, which is no model{hint}"
+            )
         return ModelNotFound(f"model {name!r} not found{hint}")
 
     async def _table(self, tenant_id: str | None) -> ModelTable:
