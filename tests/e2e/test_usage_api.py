@@ -10,6 +10,7 @@ import asyncio
 import csv
 import io
 import secrets
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -178,6 +179,25 @@ def test_request_log_filters(u, params, count):
     assert len(rows) == count, rows
     k1 = ok(u.api.get("/usage/requests", params={**query, "key_id": u.k1}))["requests"]
     assert all(r["key_id"] == u.k1 for r in k1)
+
+
+def test_one_batch_mixing_aliased_and_plain_requests_keeps_each_asked_name(stack):
+    """Executemany takes its columns from the first row: a batch whose first record had no alias must still
+    keep a later record's ``asked_model``."""
+    tenant = stack.seed.tenant()
+    at = datetime(2026, 11, 2, tzinfo=UTC)
+    plain = record(tenant, None, "m", at)
+    aliased = replace(record(tenant, None, "m", at + timedelta(seconds=1)), asked_model="claude-sonnet-4-5")
+    write(stack, [plain, aliased])
+    api = Api(stack, make_token(stack, tenant, "member"))
+    try:
+        logged = ok(api.get("/usage/requests", params={"since": "2026-11-01", "until": "2026-11-03"}))["requests"]
+    finally:
+        api.close()
+    assert [(q["request_id"], q["asked_model"]) for q in logged] == [
+        (aliased.request_id, "claude-sonnet-4-5"),
+        (plain.request_id, None),
+    ]
 
 
 def test_csv_exports_stream_every_row(u):
