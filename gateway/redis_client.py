@@ -14,8 +14,6 @@ takes the client built here, so the mode is decided in one place:
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from typing import Any, Literal, TypeAlias
 from urllib.parse import unquote, urlsplit
 
@@ -31,8 +29,6 @@ REDIS_ERRORS: tuple[type[Exception], ...] = (RedisError, RedisClusterException, 
 ``RedisClusterException``, which is not a ``RedisError``."""
 TIMEOUT_S = 1.0
 """Socket and connect timeout of every command: a stalled Redis costs a request at most this."""
-START_TIMEOUT_S = 5.0
-log = logging.getLogger("relay")
 
 
 def connect(url: str, mode: str = "standalone", sentinel_master: str = "") -> RedisClient:
@@ -45,8 +41,7 @@ def connect(url: str, mode: str = "standalone", sentinel_master: str = "") -> Re
             raise ValueError("sentinel mode needs the master's name (RELAY_REDIS_SENTINEL_MASTER)")
         nodes, options = sentinel_nodes(url)
         sentinel_kwargs = dict(timeouts, ssl=options.get("ssl", False))
-        # redis-py typed Sentinel in 8.2; before, the call is untyped (hence both codes).
-        sentinel = Sentinel(  # type: ignore[no-untyped-call,unused-ignore]
+        sentinel = Sentinel(
             nodes, sentinel_kwargs=sentinel_kwargs, socket_timeout=TIMEOUT_S, socket_connect_timeout=TIMEOUT_S
         )
         master: aioredis.Redis = sentinel.master_for(sentinel_master, **options)
@@ -54,26 +49,6 @@ def connect(url: str, mode: str = "standalone", sentinel_master: str = "") -> Re
     if mode != "standalone":
         raise ValueError(f"unknown Redis mode {mode!r} (one of {', '.join(MODES)})")
     return aioredis.from_url(url, **timeouts)
-
-
-async def start(client: RedisClient) -> None:
-    """Learn a cluster's slot map now, before the process's first commands run at once.
-
-    redis-py's cluster client learns it on its first command. When many commands start together on
-    a fresh client (the first burst of requests, the counters, the invalidation listener), a race in
-    that first set-up, in redis-py 8.1 and older, fails some of them with ``AttributeError:
-    'NoneType' object has no attribute 'writelines'`` (measured with 8.1: 170 of 12,000 commands,
-    from 300 fresh clients running 40 first commands each at once; none on clients started first;
-    8.2 showed none either way). That is no Redis error, so it escapes every fallback. A cluster out
-    of reach now is only logged: the client learns the map on first use, as before. Standalone and
-    Sentinel clients have nothing to learn.
-    """
-    if not isinstance(client, aioredis.RedisCluster):
-        return
-    try:
-        await asyncio.wait_for(client.initialize(), START_TIMEOUT_S)
-    except REDIS_ERRORS as exc:  # a TimeoutError is an OSError
-        log.warning("redis cluster not reached at start (%s); its slot map is learnt on first use", exc)
 
 
 def sentinel_nodes(url: str) -> tuple[list[tuple[str, int]], dict[str, Any]]:

@@ -76,7 +76,6 @@ class Services:
         limiter: Limiter
         if settings.redis_url:
             client = redis_client.connect(settings.redis_url, settings.redis_mode, settings.redis_sentinel_master)
-            await redis_client.start(client)
             redis_meter = RedisMeter(client, ledger)
             ledger.handoff = RedisHandoff(redis_meter.redis, database_fingerprint(settings.database_url))
             meter: Meter = redis_meter

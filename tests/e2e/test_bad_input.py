@@ -292,6 +292,15 @@ def test_a_custom_model_refused_to_a_key_without_custom_models_says_so(stack, wo
     assert world.fake.requests == []
 
 
+def test_another_tenants_custom_model_stays_not_found(stack, world, door):
+    """The 403 above names only the key's own tenant's models: another tenant's stay a plain 404."""
+    stranger = stack.seed.key(stack.seed.tenant(), allow_custom_models=False).secret
+    r = post(world, door, valid_body(door), headers={"authorization": f"Bearer {stranger}"})
+    message = assert_error(r, door, 404, MODELS[door], "not found")
+    assert "custom model" not in message
+    assert world.fake.requests == []
+
+
 def test_an_alias_to_no_model_names_the_target(stack, world, door):
     key = stack.seed.key(world.tenant, aliases=[("claude-*", "my-gtp")]).secret
     r = post(world, door, valid_body(door, model="claude-sonnet-4-5"), headers={"authorization": f"Bearer {key}"})
